@@ -1,0 +1,97 @@
+// Database: the single writer connection plus a bounded pool of read-only connections.
+//
+// Design notes:
+// - SQLite allows one writer at a time per file anyway; serialising our own writes behind one
+//   mutex on one connection means writers never meet SQLITE_BUSY from each other, and batches
+//   can share prepared statements. (A dedicated writer thread can be layered on top later
+//   without changing the Write(fn) surface.)
+// - Readers are read-only connections; under WAL each sees a consistent snapshot and never
+//   blocks the writer. They are opened lazily up to max_readers and reused; one is opened
+//   eagerly in Open() so a reader that cannot open fails start-up instead of the first query.
+// - Readers are closed before the writer: the last connection to close checkpoints the WAL,
+//   and that should be the read-write one.
+// - Open() runs the migrations on the writer before any reader exists, so readers always see
+//   the final schema.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+#include "db/db.h"
+
+namespace cpamp::db {
+
+Database::Database(std::string path, std::unique_ptr<Connection> writer, int max_readers)
+    : path_(std::move(path)), max_readers_(max_readers), writer_(std::move(writer)) {}
+
+Database::~Database() {
+  // Every Read() has returned by now (the caller owns the Database), so all readers are idle.
+  idle_readers_.clear();
+  writer_.reset();
+}
+
+Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const Clock& clock,
+                                                 int max_readers) {
+  if (path.empty()) return Error(ErrorCode::kRequestFailed, "database path is empty");
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return Error(ErrorCode::kRequestFailed,
+                   fmt::format("create database directory {}: {}", parent.string(), ec.message()));
+    }
+  }
+  CPAMP_ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer, Connection::Open(path, false));
+  CPAMP_RETURN_IF_ERROR(RunMigrations(*writer, clock.NowMs()));
+  std::unique_ptr<Database> db(new Database(path, std::move(writer), std::max(1, max_readers)));
+  CPAMP_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader, db->AcquireReader());
+  db->ReleaseReader(std::move(reader));
+  return db;
+}
+
+Result<std::unique_ptr<Connection>> Database::AcquireReader() {
+  std::unique_lock<std::mutex> lock(readers_mu_);
+  reader_free_.wait(lock, [&] { return !idle_readers_.empty() || open_readers_ < max_readers_; });
+  if (!idle_readers_.empty()) {
+    std::unique_ptr<Connection> conn = std::move(idle_readers_.back());
+    idle_readers_.pop_back();
+    return conn;
+  }
+  ++open_readers_;  // reserve the slot, then open without holding the lock
+  lock.unlock();
+  Result<std::unique_ptr<Connection>> conn = Connection::Open(path_, true);
+  if (!conn.ok()) {
+    lock.lock();
+    --open_readers_;
+    reader_free_.notify_one();
+  }
+  return conn;
+}
+
+void Database::ReleaseReader(std::unique_ptr<Connection> conn) {
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    idle_readers_.push_back(std::move(conn));
+  }
+  reader_free_.notify_one();
+}
+
+Result<int64_t> Database::CountRows(std::string_view table) {
+  bool plain = !table.empty() && std::all_of(table.begin(), table.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+  if (!plain) {
+    return Error(ErrorCode::kRequestFailed, fmt::format("count rows: bad table name {}", table));
+  }
+  return Read([&](Connection& conn) -> Result<int64_t> {
+    CPAMP_ASSIGN_OR_RETURN(Statement stmt,
+                           conn.Prepare(fmt::format("select count(*) from {}", table)));
+    CPAMP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Error(ErrorCode::kRequestFailed, "count rows: no result");
+    return stmt.ColumnInt64(0);
+  });
+}
+
+}  // namespace cpamp::db

@@ -1,0 +1,427 @@
+// Schema migrations: an ordered table of idempotent steps (STYLE habit 13).
+//
+// Design notes:
+// - Bookkeeping lives in our own table cpamp_schema_migrations(version, name, applied_at_ms);
+//   upstream never used PRAGMA user_version and neither do we, so an upstream binary opening the
+//   file later sees nothing unfamiliar except that one table.
+// - The authoritative tables are described once, as data: each table is its HEAD (v1.12.2)
+//   column list in declared order plus its table constraints (spec storage 3.4/3.7). Step 1
+//   renders CREATE TABLE IF NOT EXISTS from it; step 2 uses the same list to ALTER TABLE ADD
+//   COLUMN whatever an older file (CPA-Manager era, v1.1.0, …) lacks. Physical column order of
+//   upgraded files therefore differs from fresh ones; every reader selects columns by name.
+// - Step 3 creates only the v1.1.0 indexes (after step 2, so every indexed column exists).
+//   Upstream's later usage_events indexes serve upstream's own query shapes and are left to the
+//   contexts that design ours (as further numbered steps).
+// - Upstream's derived tables (rollups, projections, FTS, ledger, quota) are neither created nor
+//   touched: any table not in our list is left exactly as found.
+// - The model_prices *_configured flags get upstream's back-fill when a flag column is first
+//   added (spec storage 3.1 step 16), in the same transaction as the ALTER.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "db/db.h"
+
+namespace cpamp::db {
+namespace {
+
+struct ColumnDef {
+  std::string_view name;
+  std::string_view decl;  // type and column constraints, as in CREATE TABLE
+};
+
+struct TableDef {
+  std::string_view name;
+  std::span<const ColumnDef> columns;
+  std::string_view constraints;  // table constraints appended after the columns, or empty
+};
+
+constexpr ColumnDef kUsageEvents[] = {
+    {"id", "integer primary key autoincrement"},
+    {"request_id", "text"},
+    {"event_hash", "text not null unique"},
+    {"timestamp_ms", "integer not null"},
+    {"timestamp", "text not null"},
+    {"provider", "text"},
+    {"executor_type", "text"},
+    {"model", "text not null"},
+    {"endpoint", "text"},
+    {"method", "text"},
+    {"path", "text"},
+    {"client_ip", "text"},
+    {"x_forwarded_for", "text"},
+    {"user_agent", "text"},
+    {"auth_type", "text"},
+    {"auth_index", "text"},
+    {"source", "text"},
+    {"source_hash", "text"},
+    {"api_key_hash", "text"},
+    {"account_snapshot", "text"},
+    {"auth_label_snapshot", "text"},
+    {"auth_file_snapshot", "text"},
+    {"auth_provider_snapshot", "text"},
+    {"auth_project_id_snapshot", "text"},
+    {"auth_snapshot_at_ms", "integer"},
+    {"requested_model", "text"},
+    {"resolved_model", "text"},
+    {"reasoning_effort", "text"},
+    {"service_tier", "text"},
+    {"request_service_tier", "text"},
+    {"response_service_tier", "text"},
+    {"cache_input_mode", "text"},
+    {"input_tokens", "integer not null default 0"},
+    {"output_tokens", "integer not null default 0"},
+    {"reasoning_tokens", "integer not null default 0"},
+    {"cached_tokens", "integer not null default 0"},
+    {"cache_tokens", "integer not null default 0"},
+    {"cache_read_tokens", "integer not null default 0"},
+    {"cache_creation_tokens", "integer not null default 0"},
+    {"normalized_uncached_input_tokens", "integer"},
+    {"normalized_total_input_tokens", "integer"},
+    {"normalized_cache_read_tokens", "integer"},
+    {"normalized_cache_creation_tokens", "integer"},
+    {"total_tokens", "integer not null default 0"},
+    {"latency_ms", "integer"},
+    {"ttft_ms", "integer"},
+    {"failed", "integer not null default 0"},
+    {"fail_status_code", "integer"},
+    {"fail_summary", "text"},
+    {"response_metadata_json", "text"},
+    {"header_quota_recover_at_ms", "integer"},
+    {"header_quota_used_percent", "real"},
+    {"header_quota_plan_type", "text"},
+    {"header_error_kind", "text"},
+    {"header_error_code", "text"},
+    {"header_trace_id", "text"},
+    {"fail_body", "text"},
+    {"raw_json", "text"},
+    {"created_at_ms", "integer not null"},
+};
+
+constexpr ColumnDef kDeadLetterEvents[] = {
+    {"id", "integer primary key autoincrement"},
+    {"payload", "text not null"},
+    {"error", "text not null"},
+    {"created_at_ms", "integer not null"},
+};
+
+constexpr ColumnDef kSettings[] = {
+    {"key", "text primary key"},
+    {"value", "text not null"},
+    {"updated_at_ms", "integer not null"},
+};
+
+constexpr ColumnDef kModelPrices[] = {
+    {"model", "text primary key"},
+    {"prompt_per_1m", "real not null"},
+    {"completion_per_1m", "real not null"},
+    {"cache_per_1m", "real not null"},
+    {"cache_read_per_1m", "real not null default 0"},
+    {"cache_creation_per_1m", "real not null default 0"},
+    {"prompt_configured", "integer not null default 0"},
+    {"completion_configured", "integer not null default 0"},
+    {"cache_read_configured", "integer not null default 0"},
+    {"cache_creation_configured", "integer not null default 0"},
+    {"source", "text"},
+    {"source_model_id", "text"},
+    {"raw_json", "text"},
+    {"updated_at_ms", "integer not null"},
+    {"synced_at_ms", "integer"},
+};
+
+constexpr ColumnDef kModelPriceContextTiers[] = {
+    {"model", "text not null"},
+    {"threshold_tokens", "integer not null"},
+    {"prompt_per_1m", "real not null default 0"},
+    {"completion_per_1m", "real not null default 0"},
+    {"cache_per_1m", "real not null default 0"},
+    {"cache_read_per_1m", "real not null default 0"},
+    {"cache_creation_per_1m", "real not null default 0"},
+    {"prompt_configured", "integer not null default 0"},
+    {"completion_configured", "integer not null default 0"},
+    {"cache_configured", "integer not null default 0"},
+    {"cache_read_configured", "integer not null default 0"},
+    {"cache_creation_configured", "integer not null default 0"},
+};
+
+constexpr ColumnDef kModelPriceServiceTiers[] = {
+    {"model", "text not null"},
+    {"mode", "text not null"},
+    {"service_tier", "text not null"},
+    {"prompt_per_1m", "real not null default 0"},
+    {"completion_per_1m", "real not null default 0"},
+    {"cache_per_1m", "real not null default 0"},
+    {"cache_read_per_1m", "real not null default 0"},
+    {"cache_creation_per_1m", "real not null default 0"},
+    {"prompt_configured", "integer not null default 0"},
+    {"completion_configured", "integer not null default 0"},
+    {"cache_configured", "integer not null default 0"},
+    {"cache_read_configured", "integer not null default 0"},
+    {"cache_creation_configured", "integer not null default 0"},
+};
+
+constexpr ColumnDef kApiKeyAliases[] = {
+    {"api_key_hash", "text primary key"},
+    {"alias", "text not null"},
+    {"updated_at_ms", "integer not null"},
+};
+
+constexpr ColumnDef kCodexInspectionRuns[] = {
+    {"id", "integer primary key autoincrement"},
+    {"trigger_type", "text not null"},
+    {"trigger_key", "text"},
+    {"status", "text not null"},
+    {"started_at_ms", "integer not null"},
+    {"finished_at_ms", "integer"},
+    {"total_files", "integer not null default 0"},
+    {"probe_set_count", "integer not null default 0"},
+    {"sampled_count", "integer not null default 0"},
+    {"disabled_count", "integer not null default 0"},
+    {"enabled_count", "integer not null default 0"},
+    {"delete_count", "integer not null default 0"},
+    {"disable_count", "integer not null default 0"},
+    {"enable_count", "integer not null default 0"},
+    {"reauth_count", "integer not null default 0"},
+    {"keep_count", "integer not null default 0"},
+    {"error", "text"},
+    {"settings_json", "text not null"},
+    {"created_at_ms", "integer not null"},
+    {"updated_at_ms", "integer not null"},
+};
+
+constexpr ColumnDef kCodexInspectionResults[] = {
+    {"id", "integer primary key autoincrement"},
+    {"run_id", "integer not null"},
+    {"account_key", "text not null"},
+    {"file_name", "text not null"},
+    {"display_account", "text not null"},
+    {"account_snapshot", "text"},
+    {"auth_index", "text"},
+    {"account_id", "text"},
+    {"provider", "text"},
+    {"disabled", "integer not null default 0"},
+    {"status", "text"},
+    {"state", "text"},
+    {"action", "text not null"},
+    {"action_reason", "text"},
+    {"action_status", "text"},
+    {"executed_action", "text"},
+    {"action_error", "text"},
+    {"status_code", "integer"},
+    {"used_percent", "real"},
+    {"is_quota", "integer not null default 0"},
+    {"auto_recover_eligible", "integer not null default 0"},
+    {"error", "text"},
+    {"plan_type", "text"},
+    {"quota_windows_json", "text"},
+    {"error_kind", "text"},
+    {"error_detail", "text"},
+    {"created_at_ms", "integer not null"},
+};
+
+constexpr ColumnDef kCodexInspectionLogs[] = {
+    {"id", "integer primary key autoincrement"},
+    {"run_id", "integer not null"},
+    {"level", "text not null"},
+    {"message", "text not null"},
+    {"detail_json", "text"},
+    {"created_at_ms", "integer not null"},
+};
+
+// Creation order respects foreign keys (parents first).
+constexpr TableDef kAuthoritativeTables[] = {
+    {"usage_events", kUsageEvents, ""},
+    {"dead_letter_events", kDeadLetterEvents, ""},
+    {"settings", kSettings, ""},
+    {"model_prices", kModelPrices, ""},
+    {"model_price_context_tiers", kModelPriceContextTiers,
+     "primary key (model, threshold_tokens), "
+     "foreign key (model) references model_prices(model) on delete cascade"},
+    {"model_price_service_tiers", kModelPriceServiceTiers,
+     "primary key (model, mode, service_tier), "
+     "foreign key (model) references model_prices(model) on delete cascade"},
+    {"api_key_aliases", kApiKeyAliases, ""},
+    {"codex_inspection_runs", kCodexInspectionRuns, ""},
+    {"codex_inspection_results", kCodexInspectionResults,
+     "foreign key(run_id) references codex_inspection_runs(id) on delete cascade, "
+     "unique(run_id, account_key)"},
+    {"codex_inspection_logs", kCodexInspectionLogs,
+     "foreign key(run_id) references codex_inspection_runs(id) on delete cascade"},
+};
+
+// The v1.1.0 index set (spec storage 3.3); every version since has these columns.
+constexpr std::string_view kBaseIndexes[] = {
+    "create index if not exists idx_usage_events_timestamp on usage_events(timestamp_ms)",
+    "create index if not exists idx_usage_events_request_id on usage_events(request_id)",
+    "create index if not exists idx_usage_events_model on usage_events(model)",
+    "create index if not exists idx_usage_events_auth_index on usage_events(auth_index)",
+    "create index if not exists idx_usage_events_endpoint on usage_events(endpoint)",
+    "create index if not exists idx_codex_inspection_runs_started_at "
+    "on codex_inspection_runs(started_at_ms)",
+    "create index if not exists idx_codex_inspection_runs_status on codex_inspection_runs(status)",
+    "create index if not exists idx_codex_inspection_runs_trigger "
+    "on codex_inspection_runs(trigger_type, trigger_key)",
+    "create index if not exists idx_codex_inspection_results_run "
+    "on codex_inspection_results(run_id)",
+    "create index if not exists idx_codex_inspection_logs_run "
+    "on codex_inspection_logs(run_id, created_at_ms)",
+};
+
+// Prefixes a failure with what we were doing; OK passes through unchanged.
+Status InContext(Status status, std::string_view context) {
+  return status.ok() ? status : status.Prefixed(context);
+}
+
+std::string CreateTableSql(const TableDef& table) {
+  std::string sql = fmt::format("create table if not exists {} (", table.name);
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    if (i > 0) sql += ", ";
+    sql += fmt::format("{} {}", table.columns[i].name, table.columns[i].decl);
+  }
+  if (!table.constraints.empty()) {
+    sql += ", ";
+    sql += table.constraints;
+  }
+  sql += ")";
+  return sql;
+}
+
+// SQLite's ALTER TABLE ADD COLUMN cannot add a PRIMARY KEY or UNIQUE column, nor a NOT NULL
+// column without a default.
+bool CanAddColumn(const ColumnDef& column) {
+  std::string_view d = column.decl;
+  if (d.find("primary key") != std::string_view::npos) return false;
+  if (d.find("unique") != std::string_view::npos) return false;
+  if (d.find("not null") != std::string_view::npos) {
+    return d.find("default") != std::string_view::npos;
+  }
+  return true;
+}
+
+Status CreateAuthoritativeTables(Connection& conn) {
+  for (const TableDef& table : kAuthoritativeTables) {
+    CPAMP_RETURN_IF_ERROR(InContext(conn.Exec(CreateTableSql(table)), table.name));
+  }
+  return Status::Ok();
+}
+
+// After the column step, so even the oldest CPA-Manager-era tables have every indexed column.
+Status CreateBaseIndexes(Connection& conn) {
+  for (std::string_view sql : kBaseIndexes) CPAMP_RETURN_IF_ERROR(conn.Exec(sql));
+  return Status::Ok();
+}
+
+// Upstream's back-fill when a model_prices *_configured flag is first added: rows that existed
+// before the flags had their base prices set by hand or sync, so prompt/completion count as
+// configured, and the cache read/creation rates count when non-zero.
+Status BackfillModelPriceFlag(Connection& conn, std::string_view column) {
+  if (column == "prompt_configured" || column == "completion_configured") {
+    return conn.Exec(fmt::format("update model_prices set {} = 1", column));
+  }
+  if (column == "cache_read_configured") {
+    return conn.Exec(
+        "update model_prices set cache_read_configured = 1 "
+        "where cache_read_per_1m != 0");
+  }
+  if (column == "cache_creation_configured") {
+    return conn.Exec(
+        "update model_prices set cache_creation_configured = 1 "
+        "where cache_creation_per_1m != 0");
+  }
+  return Status::Ok();
+}
+
+Status AddMissingHeadColumns(Connection& conn) {
+  for (const TableDef& table : kAuthoritativeTables) {
+    CPAMP_ASSIGN_OR_RETURN(std::vector<std::string> existing, conn.TableColumns(table.name));
+    std::set<std::string, std::less<>> have(existing.begin(), existing.end());
+    for (const ColumnDef& column : table.columns) {
+      if (have.count(column.name) != 0) continue;
+      if (!CanAddColumn(column)) {
+        return Error(ErrorCode::kRequestFailed,
+                     fmt::format("table {} lacks required column {} and it cannot be added",
+                                 table.name, column.name));
+      }
+      Status added = conn.Exec(
+          fmt::format("alter table {} add column {} {}", table.name, column.name, column.decl));
+      CPAMP_RETURN_IF_ERROR(
+          InContext(added, fmt::format("add column {}.{}", table.name, column.name)));
+      if (table.name == "model_prices") {
+        CPAMP_RETURN_IF_ERROR(BackfillModelPriceFlag(conn, column.name));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+struct MigrationStep {
+  int version;
+  std::string_view name;
+  Status (*apply)(Connection&);
+};
+
+// Append only; never renumber or edit a released step.
+constexpr MigrationStep kMigrations[] = {
+    {1, "create_authoritative_tables", &CreateAuthoritativeTables},
+    {2, "add_missing_head_columns", &AddMissingHeadColumns},
+    {3, "create_base_indexes", &CreateBaseIndexes},
+};
+
+Result<std::set<int>> AppliedVersions(Connection& conn) {
+  CPAMP_ASSIGN_OR_RETURN(Statement stmt,
+                         conn.Prepare("select version from cpamp_schema_migrations"));
+  std::set<int> versions;
+  while (true) {
+    CPAMP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    versions.insert(static_cast<int>(stmt.ColumnInt64(0)));
+  }
+  return versions;
+}
+
+Status ApplyStep(Connection& conn, const MigrationStep& step, int64_t now_ms) {
+  CPAMP_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(conn));
+  // Re-check under the write lock: another process opening the same file (a CLI tool that does
+  // not take the ProcessLock) may have applied this step since we listed the applied versions.
+  CPAMP_ASSIGN_OR_RETURN(std::set<int> applied, AppliedVersions(conn));
+  if (applied.count(step.version) != 0) return Status::Ok();
+  CPAMP_RETURN_IF_ERROR(step.apply(conn));
+  CPAMP_ASSIGN_OR_RETURN(Statement record,
+                         conn.Prepare("insert into cpamp_schema_migrations "
+                                      "(version, name, applied_at_ms) values (?1, ?2, ?3)"));
+  CPAMP_RETURN_IF_ERROR(record.Bind(1, step.version));
+  CPAMP_RETURN_IF_ERROR(record.Bind(2, step.name));
+  CPAMP_RETURN_IF_ERROR(record.Bind(3, now_ms));
+  CPAMP_RETURN_IF_ERROR(record.Run());
+  return tx.Commit();
+}
+
+}  // namespace
+
+Status RunMigrations(Connection& conn, int64_t now_ms) {
+  CPAMP_RETURN_IF_ERROR(conn.Exec(
+      "create table if not exists cpamp_schema_migrations ("
+      "version integer primary key, name text not null, applied_at_ms integer not null)"));
+  CPAMP_ASSIGN_OR_RETURN(std::set<int> applied, AppliedVersions(conn));
+  for (const MigrationStep& step : kMigrations) {
+    if (applied.count(step.version) != 0) continue;
+    CPAMP_RETURN_IF_ERROR(
+        InContext(ApplyStep(conn, step, now_ms),
+                  fmt::format("schema migration {} ({})", step.version, step.name)));
+  }
+  return Status::Ok();
+}
+
+int LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
+
+std::vector<std::string_view> AuthoritativeTableNames() {
+  std::vector<std::string_view> names;
+  for (const TableDef& table : kAuthoritativeTables) names.push_back(table.name);
+  return names;
+}
+
+}  // namespace cpamp::db
