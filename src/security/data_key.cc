@@ -233,7 +233,7 @@ Result<LoadedDataKey> LoadOrCreateDataKey(const DataKeyOptions& options) {
     Result<DataKey> created = CreateKeyFile(path, &lost_race);
     if (lost_race) continue;
     if (!created.ok()) return created.status();
-    spdlog::info("data key created at {}", path);
+    // The caller logs "CPA Manager Plus data key created at <path>" (spec start-up line).
     return LoadedDataKey{*created, true, path};
   }
   return Error(ErrorCode::kRequestFailed, "data key at " + path + " keeps disappearing");

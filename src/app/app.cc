@@ -1,0 +1,102 @@
+// Start-up and shutdown order (docs/architecture.md):
+//   1. load config (fatal "load config: …")
+//   2. process lock on <canonical db path>.manager.lock (a second server refuses to start)
+//   3. data key (load or create), secret box
+//   4. open SQLite + ordered migrations
+//   5. bootstrap: admin credential seeding, legacy key encryption, bootstrap state
+//   6. HTTP listener (prints the bound address), then background workers (collector)
+// Shutdown reverses it: stop workers, drain HTTP for up to 10 s, close the database, release
+// the lock. Nothing on the start-up path grows with the amount of stored data.
+
+#include "app/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "api/api.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "db/db.h"
+#include "net/http.h"
+#include "security/security.h"
+#include "setup/setup.h"
+
+namespace cpamp::app {
+
+namespace {
+constexpr int64_t kShutdownGraceMs = 10'000;
+}  // namespace
+
+int Serve() {
+  auto& clock = SystemClock::Instance();
+  const int64_t started_at = clock.NowMs();
+  auto cfg = config::Load(config::Environment::FromProcess());
+  if (!cfg.ok()) {
+    spdlog::error("load config: {}", cfg.status().message());
+    return 1;
+  }
+  auto listen = config::ParseListenAddress(cfg->http_addr);
+  if (!listen.ok()) {
+    spdlog::error("load config: {}", listen.status().message());
+    return 1;
+  }
+  auto lock = db::ProcessLock::Acquire(cfg->db_path);
+  if (!lock.ok()) {
+    spdlog::error("acquire manager database process lock: {}", lock.status().message());
+    return 1;
+  }
+  auto key = security::LoadOrCreateDataKey({cfg->data_key_secret, cfg->data_key_path});
+  if (!key.ok()) {
+    spdlog::error("load data key: {}", key.status().message());
+    return 1;
+  }
+  security::SecretBox box(key->key);
+  auto canonical = db::CanonicalDbPath(cfg->db_path);
+  auto database = db::Database::Open(canonical.ok() ? *canonical : cfg->db_path, clock);
+  if (!database.ok()) {
+    spdlog::error("open database {}: {}", cfg->db_path, database.status().message());
+    return 1;
+  }
+  setup::IdleCollector collector;
+  setup::SetupService setup_service(*cfg, **database, box, clock, collector, started_at);
+  auto boot = setup_service.Bootstrap();
+  if (!boot.ok()) {
+    spdlog::error("bootstrap: {}", boot.status().message());
+    return 1;
+  }
+  if (!boot->generated_admin_key.empty()) {
+    spdlog::info("CPA Manager Plus admin key generated: {}", boot->generated_admin_key);
+  } else {
+    spdlog::info("CPA Manager Plus admin credential initialized");
+  }
+  if (key->created) spdlog::info("CPA Manager Plus data key created at {}", key->path);
+  if (boot->migrated_legacy) spdlog::info("CPA Manager Plus legacy data migrated");
+
+  setup::AdminAuth auth(**database, clock);
+  api::ManagerApplication application(
+      api::Services{*cfg, **database, setup_service, auth, collector, started_at});
+  net::ServerOptions options;
+  options.host = listen->host.empty() ? "0.0.0.0" : listen->host;
+  options.port = listen->port;
+  net::HttpServer server(options, application);
+  auto bound = server.Start();
+  if (!bound.ok()) {
+    spdlog::error("{}", bound.status().message());
+    return 1;
+  }
+  spdlog::info("cpa-manager-plus listening on {}", *bound);
+  Status started = setup_service.ApplyCollector();
+  if (!started.ok()) spdlog::warn("collector not started: {}", started.message());
+
+  int sig = server.WaitForSignal();
+  spdlog::info("shutting down (signal {})", sig);
+  collector.Apply(std::nullopt);
+  server.Stop(kShutdownGraceMs);
+  database->reset();
+  spdlog::info("cpa-manager-plus stopped");
+  return 0;
+}
+
+}  // namespace cpamp::app

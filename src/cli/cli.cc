@@ -1,0 +1,109 @@
+// CLI11 front end. The server takes no flags (it is configured by environment and
+// config.json, like upstream); subcommands are offline tools that share the config
+// resolution. reset-admin-key's flags, messages and exit codes follow cpamp-api.md §2.7.
+
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "app/app.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "config/config.h"
+#include "db/db.h"
+#include "setup/setup.h"
+
+namespace cpamp::cli {
+namespace {
+
+int ResetFail(const std::string& message) {
+  spdlog::error("reset admin key: {}", message);
+  return 1;
+}
+
+int ResetAdminKey(const std::string& db_path_flag, const std::string& key_flag,
+                  const std::string& key_file, const std::vector<std::string>& extra) {
+  if (!extra.empty()) return ResetFail("unexpected argument \"" + extra.front() + "\"");
+  if (!key_flag.empty() && !key_file.empty()) {
+    return ResetFail("--admin-key and --admin-key-file are mutually exclusive");
+  }
+  std::string key = Trim(key_flag);
+  if (!key_file.empty()) {
+    std::ifstream in(key_file);
+    if (!in) return ResetFail("read admin key file " + key_file + ": cannot open file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    key = Trim(ss.str());
+    if (key.empty()) return ResetFail("admin key file " + key_file + " is empty");
+  }
+  std::string db_path = db_path_flag;
+  if (db_path.empty()) {
+    config::LoadOptions options;
+    options.create_default_file = false;
+    auto cfg = config::Load(config::Environment::FromProcess(), options);
+    if (!cfg.ok()) return ResetFail("load config: " + cfg.status().message());
+    db_path = cfg->db_path;
+  }
+  auto looks = db::LooksLikeManagerDatabase(db_path);
+  if (!looks.ok()) return ResetFail(looks.status().message());
+  auto lock = db::ProcessLock::Acquire(db_path);
+  if (!lock.ok()) {
+    return ResetFail("acquire admin reset lock; stop Manager Server and retry: " +
+                     lock.status().message());
+  }
+  auto result = setup::ResetAdminKey(db_path, key, SystemClock::Instance());
+  if (!result.ok()) return ResetFail(result.status().message());
+  std::cout << "CPA Manager Plus admin key reset.\n";
+  if (!result->generated_key.empty()) {
+    std::cout << "New admin key: " << result->generated_key << "\n"
+              << "Save this value now. It will not be shown again.\n";
+  } else {
+    std::cout << "Use the provided admin key to log in after restarting Manager Server.\n";
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  InitLogging();
+  CLI::App cli{"CPA Manager Plus — Manager Server for CLIProxyAPI.\n"
+               "Configured through environment variables and config.json (see docs/operations.md).",
+               "cpa-manager-plus"};
+  cli.set_version_flag("--version", std::string("cpa-manager-plus ") + app::kVersion);
+  cli.require_subcommand(0, 1);
+  cli.footer("Settings (env var / config.json key / default):\n" + config::KeyTableMarkdown());
+
+  auto* serve = cli.add_subcommand("serve", "Run the Manager Server (the default).");
+
+  std::string db_path;
+  std::string admin_key;
+  std::string admin_key_file;
+  auto* reset = cli.add_subcommand(
+      "reset-admin-key",
+      "Replace the admin key in a stopped server's database and print the new key.");
+  reset->alias("reset-admin-password");
+  reset->add_option("--db-path", db_path, "SQLite database (default: from configuration)");
+  reset->add_option("--admin-key", admin_key, "Use this key instead of generating one");
+  reset->add_option("--admin-key-file", admin_key_file, "Read the new key from this file");
+  reset->allow_extras();
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  if (reset->parsed()) {
+    return ResetAdminKey(db_path, admin_key, admin_key_file, reset->remaining());
+  }
+  (void)serve;
+  return app::Serve();
+}
+
+}  // namespace cpamp::cli
