@@ -5,8 +5,8 @@
 // else a plain-text 404. A path that matches a row but not its method answers 405 before any
 // auth check (upstream checks the method first on /setup). Handlers are plain functions.
 
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -27,7 +27,9 @@ namespace {
 
 constexpr size_t kPanelFileLimit = 64 * 1024 * 1024;
 
-Response MethodNotAllowed() { return Response::ErrorJson(405, "method not allowed", "method_not_allowed"); }
+Response MethodNotAllowed() {
+  return Response::ErrorJson(405, "method not allowed", "method_not_allowed");
+}
 
 Response JsonOrError(const Result<bj::object>& r) {
   if (!r.ok()) return Response::FromStatus(r.status());
@@ -165,10 +167,22 @@ bool PathMatches(const Route& r, std::string_view path) {
 
 // First path segments that are CPA's built-in management API (spec §4.9.2).
 bool IsReservedHead(std::string_view head) {
-  static constexpr std::string_view kReserved[] = {
-      "account-action-candidates", "accounts", "api-call", "api-key-aliases", "api-key-usage",
-      "auth-files", "codex-inspection", "config", "dashboard", "model-prices", "monitoring",
-      "plugin-store", "plugins", "reload", "usage", "usage-statistics-enabled"};
+  static constexpr std::string_view kReserved[] = {"account-action-candidates",
+                                                   "accounts",
+                                                   "api-call",
+                                                   "api-key-aliases",
+                                                   "api-key-usage",
+                                                   "auth-files",
+                                                   "codex-inspection",
+                                                   "config",
+                                                   "dashboard",
+                                                   "model-prices",
+                                                   "monitoring",
+                                                   "plugin-store",
+                                                   "plugins",
+                                                   "reload",
+                                                   "usage",
+                                                   "usage-statistics-enabled"};
   for (auto r : kReserved) {
     if (head == r) return true;
   }
@@ -260,8 +274,8 @@ net::Dispatch ManagerApplication::Classify(const net::RequestHead& head) {
 
 net::Dispatch ManagerApplication::ClassifyProxy(const net::RequestHead& head) {
   const std::string& path = head.path;
-  const bool models = path == "/v1/models" || path == "/v1/models/" || path == "/models" ||
-                      path == "/models/";
+  const bool models =
+      path == "/v1/models" || path == "/v1/models/" || path == "/models" || path == "/models/";
   const bool plugins = path.rfind("/v0/resource/plugins", 0) == 0;
   auto fail = [&](Response r) {
     AddCors(head, r.headers);
@@ -269,7 +283,8 @@ net::Dispatch ManagerApplication::ClassifyProxy(const net::RequestHead& head) {
   };
   if (models && head.method != "GET") return fail(MethodNotAllowed());
   if (plugins) {
-    static constexpr std::string_view kAllowed[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    static constexpr std::string_view kAllowed[] = {"GET", "HEAD",  "POST",
+                                                    "PUT", "PATCH", "DELETE"};
     bool ok = false;
     for (auto m : kAllowed) ok = ok || head.method == m;
     if (!ok) return fail(MethodNotAllowed());
@@ -290,9 +305,9 @@ net::Dispatch ManagerApplication::ClassifyProxy(const net::RequestHead& head) {
     } else {
       // Only an admin key upgrades the request; anything else passes through untouched and
       // never counts as a failed admin login (it may be a valid CPA key).
-      auto outcome = has_token ? services_.auth.Check(head.Header("Authorization"),
-                                                      head.remote_address, false)
-                               : setup::AuthOutcome{};
+      auto outcome =
+          has_token ? services_.auth.Check(head.Header("Authorization"), head.remote_address, false)
+                    : setup::AuthOutcome{};
       if (outcome.status == 429) return fail(AuthFailure(outcome));
       use_saved_key = outcome.ok;
       rewrite_origin = true;
@@ -322,10 +337,10 @@ net::Dispatch ManagerApplication::ClassifyProxy(const net::RequestHead& head) {
     plan.remove_headers.emplace_back("X-Management-Key");
   }
   if (rewrite_origin && !head.Header("X-Codex-Invite-Origin").empty()) {
-    plan.set_headers.emplace_back("X-Codex-Invite-Origin", url->scheme + "://" + url->host +
-                                                               (url->port == "80" || url->port == "443"
-                                                                    ? ""
-                                                                    : ":" + url->port));
+    plan.set_headers.emplace_back(
+        "X-Codex-Invite-Origin",
+        url->scheme + "://" + url->host +
+            (url->port == "80" || url->port == "443" ? "" : ":" + url->port));
   }
   // CPAMP-only inputs never reach CPA (spec §4.9.3).
   for (const auto& [name, value] : head.headers) {

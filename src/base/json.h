@@ -21,7 +21,8 @@ Result<bj::object> ParseObject(std::string_view text);
 
 // Field readers: nullopt when absent or of another type.
 std::optional<std::string> GetString(const bj::object& o, std::string_view key);
-std::optional<long long> GetInt(const bj::object& o, std::string_view key);  // accepts integral doubles
+std::optional<long long> GetInt(const bj::object& o,
+                                std::string_view key);  // accepts integral doubles
 std::optional<double> GetDouble(const bj::object& o, std::string_view key);
 std::optional<bool> GetBool(const bj::object& o, std::string_view key);
 const bj::object* GetObject(const bj::object& o, std::string_view key);

@@ -49,7 +49,7 @@ inline Status Error(ErrorCode code, std::string message) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     CHECK(!std::get<Status>(v_).ok());
   }
@@ -97,15 +97,15 @@ const Status& AsStatus(const Result<T>& r) {
 #define CPAMP_CONCAT(a, b) CPAMP_CONCAT_INNER(a, b)
 
 // Propagates a non-OK Status from an expression returning Status or Result<T>.
-#define CPAMP_RETURN_IF_ERROR(expr)                                          \
-  do {                                                                       \
-    auto&& cpamp_status_ = (expr);                                           \
+#define CPAMP_RETURN_IF_ERROR(expr)                                             \
+  do {                                                                          \
+    auto&& cpamp_status_ = (expr);                                              \
     if (!cpamp_status_.ok()) return ::cpamp::internal::AsStatus(cpamp_status_); \
   } while (0)
 
 // `CPAMP_ASSIGN_OR_RETURN(auto x, F());` declares x from a Result or returns its Status.
-#define CPAMP_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  auto CPAMP_CONCAT(cpamp_result_, __LINE__) = (expr);                     \
-  if (!CPAMP_CONCAT(cpamp_result_, __LINE__).ok())                         \
-    return CPAMP_CONCAT(cpamp_result_, __LINE__).status();                 \
+#define CPAMP_ASSIGN_OR_RETURN(lhs, expr)                  \
+  auto CPAMP_CONCAT(cpamp_result_, __LINE__) = (expr);     \
+  if (!CPAMP_CONCAT(cpamp_result_, __LINE__).ok())         \
+    return CPAMP_CONCAT(cpamp_result_, __LINE__).status(); \
   lhs = std::move(CPAMP_CONCAT(cpamp_result_, __LINE__)).value()

@@ -4,8 +4,8 @@
 
 #include "cli/cli.h"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <fstream>
 #include <iostream>
@@ -73,9 +73,10 @@ int ResetAdminKey(const std::string& db_path_flag, const std::string& key_flag,
 
 int Main(int argc, char** argv) {
   InitLogging();
-  CLI::App cli{"CPA Manager Plus — Manager Server for CLIProxyAPI.\n"
-               "Configured through environment variables and config.json (see docs/operations.md).",
-               "cpa-manager-plus"};
+  CLI::App cli{
+      "CPA Manager Plus — Manager Server for CLIProxyAPI.\n"
+      "Configured through environment variables and config.json (see docs/operations.md).",
+      "cpa-manager-plus"};
   cli.set_version_flag("--version", std::string("cpa-manager-plus ") + app::kVersion);
   cli.require_subcommand(0, 1);
   cli.footer("Settings (env var / config.json key / default):\n" + config::KeyTableMarkdown());

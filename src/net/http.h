@@ -26,8 +26,8 @@
 namespace cpamp::net {
 
 // Limits and deadlines (STYLE habit 9).
-inline constexpr int64_t kHeaderReadTimeoutMs = 10'000;   // as upstream's ReadHeaderTimeout
-inline constexpr int64_t kBodyReadTimeoutMs = 300'000;    // whole-body deadline for local routes
+inline constexpr int64_t kHeaderReadTimeoutMs = 10'000;  // as upstream's ReadHeaderTimeout
+inline constexpr int64_t kBodyReadTimeoutMs = 300'000;   // whole-body deadline for local routes
 inline constexpr int64_t kWriteTimeoutMs = 300'000;
 inline constexpr int64_t kIdleKeepAliveMs = 120'000;
 inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
@@ -41,10 +41,10 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 std::string_view FindHeader(const Headers& headers, std::string_view name);
 
 struct RequestHead {
-  std::string method;        // "GET", ...
-  std::string target;        // raw request target, path + "?" + query
-  std::string path;          // decoded? no: raw path without query
-  std::string query;         // raw query without '?'
+  std::string method;  // "GET", ...
+  std::string target;  // raw request target, path + "?" + query
+  std::string path;    // decoded? no: raw path without query
+  std::string query;   // raw query without '?'
   Headers headers;
   std::string remote_address;  // peer IP address, no port
   bool has_body = false;       // Content-Length > 0 or chunked
@@ -77,7 +77,8 @@ struct Response {
 
   void SetHeader(std::string name, std::string value);
   static Response Json(int status, const boost::json::value& body);
-  static Response Text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
+  static Response Text(int status, std::string body,
+                       std::string content_type = "text/plain; charset=utf-8");
   static Response Empty(int status);
   // The {"error","code"} envelope for a non-OK status.
   static Response FromStatus(const Status& status);
@@ -86,13 +87,13 @@ struct Response {
 
 // Where and how to relay a request (the CPA proxy).
 struct ProxyPlan {
-  std::string scheme;           // "http" | "https"
-  std::string host;             // upstream host (no brackets for v6)
-  std::string port;             // "8317"
-  std::string target;           // path + query sent upstream
-  Headers set_headers;          // replace these (e.g. Authorization)
+  std::string scheme;   // "http" | "https"
+  std::string host;     // upstream host (no brackets for v6)
+  std::string port;     // "8317"
+  std::string target;   // path + query sent upstream
+  Headers set_headers;  // replace these (e.g. Authorization)
   std::vector<std::string> remove_headers;
-  Headers response_headers;     // added to the relayed response (CORS)
+  Headers response_headers;  // added to the relayed response (CORS)
   bool tls_skip_verify = false;
   // Called once with the outcome, for the access log / metrics (status or 502).
   std::function<void(int status)> on_done;

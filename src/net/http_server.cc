@@ -12,13 +12,13 @@
 // Shutdown: the acceptor closes first; in-flight sessions get a grace period, then the I/O
 // context stops.
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <future>
@@ -43,9 +43,9 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kRelayBufferBytes = 64 * 1024;
 
 bool IsHopByHop(std::string_view name) {
-  static constexpr std::string_view kHop[] = {"connection", "keep-alive", "proxy-connection",
-                                              "proxy-authenticate", "proxy-authorization", "te",
-                                              "trailer", "upgrade"};
+  static constexpr std::string_view kHop[] = {
+      "connection",          "keep-alive", "proxy-connection", "proxy-authenticate",
+      "proxy-authorization", "te",         "trailer",          "upgrade"};
   for (auto h : kHop) {
     if (EqualsIgnoreCase(name, h)) return true;
   }
@@ -66,7 +66,8 @@ std::string PeerAddress(const tcp::socket& socket) {
 template <class Fields>
 Headers CopyHeaders(const Fields& fields) {
   Headers out;
-  for (const auto& f : fields) out.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : fields)
+    out.emplace_back(std::string(f.name_string()), std::string(f.value()));
   return out;
 }
 
@@ -185,8 +186,8 @@ struct HttpServer::Impl {
       }
       if (!next.data.empty()) {
         stream.expires_after(std::chrono::milliseconds(kWriteTimeoutMs));
-        auto [ec, n] = co_await asio::async_write(
-            stream, http::make_chunk(asio::buffer(next.data)), kTuple);
+        auto [ec, n] =
+            co_await asio::async_write(stream, http::make_chunk(asio::buffer(next.data)), kTuple);
         if (ec) co_return false;
       }
       if (!next.more) break;
@@ -282,7 +283,7 @@ struct HttpServer::Impl {
     if (wec) co_return false;
     auto bec = co_await RelayBody(client, up, ubuf, resp_parser, sr);
     if (bec) co_return false;
-    co_return keep_alive && res.keep_alive();
+    co_return keep_alive&& res.keep_alive();
   }
 
   awaitable<bool> FailProxy(beast::tcp_stream& client, unsigned version, const std::string& msg,
@@ -291,7 +292,7 @@ struct HttpServer::Impl {
     for (const auto& [k, v] : plan.response_headers) r.SetHeader(k, v);
     bool keep = !body_unread;
     bool ok = co_await WriteResponse(client, r, version, keep);
-    co_return ok && keep;
+    co_return ok&& keep;
   }
 
   awaitable<bool> Relay(beast::tcp_stream& client, beast::flat_buffer& cbuf,
@@ -313,29 +314,26 @@ struct HttpServer::Impl {
     for (const auto& name : plan.remove_headers) req.erase(name);
     for (const auto& [k, v] : plan.set_headers) req.set(k, v);
     req.target(plan.target);
-    std::string host_header = plan.host.find(':') != std::string::npos
-                                  ? "[" + plan.host + "]"
-                                  : plan.host;
+    std::string host_header =
+        plan.host.find(':') != std::string::npos ? "[" + plan.host + "]" : plan.host;
     const bool default_port = (plan.scheme == "https" && plan.port == "443") ||
                               (plan.scheme == "http" && plan.port == "80");
     if (!default_port) host_header += ":" + plan.port;
     req.set(http::field::host, host_header);
     std::string peer = PeerAddress(client.socket());
-    req.set("X-Forwarded-For",
-            forwarded_for.empty() ? peer : forwarded_for + ", " + peer);
+    req.set("X-Forwarded-For", forwarded_for.empty() ? peer : forwarded_for + ", " + peer);
     req.keep_alive(true);
 
     tcp::resolver resolver(exec);
     auto [rec, endpoints] = co_await resolver.async_resolve(plan.host, plan.port, kTuple);
     if (rec) {
       status = 502;
-      co_return co_await FailProxy(client, req.version(),
-                                   "lookup " + plan.host + ": " + rec.message(), plan,
-                                   !rp.is_done());
+      co_return co_await FailProxy(
+          client, req.version(), "lookup " + plan.host + ": " + rec.message(), plan, !rp.is_done());
     }
     if (plan.scheme == "https") {
-      beast::ssl_stream<beast::tcp_stream> up(exec, plan.tls_skip_verify ? tls_no_verify
-                                                                         : tls_verify);
+      beast::ssl_stream<beast::tcp_stream> up(exec,
+                                              plan.tls_skip_verify ? tls_no_verify : tls_verify);
       if (!SSL_set_tlsext_host_name(up.native_handle(), plan.host.c_str())) {
         status = 502;
         co_return co_await FailProxy(client, req.version(), "TLS: cannot set SNI", plan,
@@ -347,16 +345,15 @@ struct HttpServer::Impl {
       auto [cec, ep] = co_await beast::get_lowest_layer(up).async_connect(endpoints, kTuple);
       if (cec) {
         status = 502;
-        co_return co_await FailProxy(client, req.version(),
-                                     "dial tcp " + plan.host + ":" + plan.port + ": " +
-                                         cec.message(),
-                                     plan, !rp.is_done());
+        co_return co_await FailProxy(
+            client, req.version(), "dial tcp " + plan.host + ":" + plan.port + ": " + cec.message(),
+            plan, !rp.is_done());
       }
       auto [tec] = co_await up.async_handshake(ssl::stream_base::client, kTuple);
       if (tec) {
         status = 502;
-        co_return co_await FailProxy(client, req.version(), "TLS handshake: " + tec.message(),
-                                     plan, !rp.is_done());
+        co_return co_await FailProxy(client, req.version(), "TLS handshake: " + tec.message(), plan,
+                                     !rp.is_done());
       }
       bool keep = co_await RelayOver(up, client, cbuf, rp, plan, head_request, status);
       beast::get_lowest_layer(up).expires_after(std::chrono::seconds(2));
@@ -368,9 +365,9 @@ struct HttpServer::Impl {
     auto [cec, ep] = co_await up.async_connect(endpoints, kTuple);
     if (cec) {
       status = 502;
-      co_return co_await FailProxy(
-          client, req.version(), "dial tcp " + plan.host + ":" + plan.port + ": " + cec.message(),
-          plan, !rp.is_done());
+      co_return co_await FailProxy(client, req.version(),
+                                   "dial tcp " + plan.host + ":" + plan.port + ": " + cec.message(),
+                                   plan, !rp.is_done());
     }
     bool keep = co_await RelayOver(up, client, cbuf, rp, plan, head_request, status);
     boost::system::error_code ignored;
@@ -409,8 +406,7 @@ struct HttpServer::Impl {
       const unsigned version = req.version();
       bool keep_alive = req.keep_alive();
       RequestHead head = MakeHead(req, remote, !head_parser.is_done());
-      const bool expects_continue =
-          EqualsIgnoreCase(req[http::field::expect], "100-continue");
+      const bool expects_continue = EqualsIgnoreCase(req[http::field::expect], "100-continue");
       Dispatch dispatch = co_await OnPool([this, &head] { return app.Classify(head); });
       int status = 0;
       if (dispatch.kind == Dispatch::Kind::kProxy) {
@@ -432,16 +428,16 @@ struct HttpServer::Impl {
           if (!body_parser.is_done() && !too_large) {
             if (expects_continue) {
               stream.expires_after(std::chrono::milliseconds(kWriteTimeoutMs));
-              co_await asio::async_write(
-                  stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kTuple);
+              co_await asio::async_write(stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25),
+                                         kTuple);
             }
             stream.expires_after(std::chrono::milliseconds(kBodyReadTimeoutMs));
             auto [bec, bn] = co_await http::async_read(stream, buffer, body_parser, kTuple);
             if (bec == http::error::body_limit) {
-              resp = Response::ErrorJson(
-                  413, "request body exceeds the limit of " +
-                           std::to_string(dispatch.body_limit) + " bytes",
-                  "payload_too_large");
+              resp = Response::ErrorJson(413,
+                                         "request body exceeds the limit of " +
+                                             std::to_string(dispatch.body_limit) + " bytes",
+                                         "payload_too_large");
               keep_alive = false;
               body_ok = false;
             } else if (bec) {
@@ -504,9 +500,9 @@ Result<std::string> HttpServer::Start() {
   if (!ec) im.acceptor.bind(endpoint, ec);
   if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Error(ErrorCode::kRequestFailed,
-                 "listen tcp " + im.options.host + ":" + std::to_string(im.options.port) + ": " +
-                     ec.message());
+    return Error(ErrorCode::kRequestFailed, "listen tcp " + im.options.host + ":" +
+                                                std::to_string(im.options.port) + ": " +
+                                                ec.message());
   }
   auto local = im.acceptor.local_endpoint();
   im.bound_port = local.port();

@@ -133,8 +133,8 @@ TEST_F(HttpServerTest, RespondWithoutReadingBody) {
 TEST_F(HttpServerTest, ProxyRelaysMethodQueryBodyAndRewritesHeaders) {
   std::string big(3 * 1024 * 1024 + 7, 'z');
   big.replace(0, 5, "start");
-  auto r = Call("PUT", "/p/v0/management/thing?a=1&b=two", big,
-                {{"Authorization", "Bearer admin-key"}});
+  auto r =
+      Call("PUT", "/p/v0/management/thing?a=1&b=two", big, {{"Authorization", "Bearer admin-key"}});
   ASSERT_EQ(r.status, 201);
   auto o = boost::json::parse(r.body).as_object();
   EXPECT_EQ(o["method"].as_string(), "PUT");

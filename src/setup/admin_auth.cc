@@ -6,8 +6,8 @@
 // Retry-After. Requests without any credential are rejected but not counted, so a browser that
 // probes before login cannot lock its own user out; a success clears only its own address.
 
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include "base/strings.h"
 #include "setup/setup.h"
@@ -44,7 +44,8 @@ AuthOutcome AdminAuth::Check(std::string_view authorization_header, const std::s
     return out;
   }
   std::string token = BearerToken(authorization_header);
-  auto cred_json = db_.Read([](db::Connection& conn) { return db::GetSetting(conn, kSettingAdminCredential); });
+  auto cred_json =
+      db_.Read([](db::Connection& conn) { return db::GetSetting(conn, kSettingAdminCredential); });
   if (!cred_json.ok()) {
     out.status = 500;
     out.code = "request_failed";

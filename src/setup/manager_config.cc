@@ -81,8 +81,8 @@ Result<bj::object> NormalizeCodexInspection(const bj::object* submitted,
   for (const char* key : {"retries", "sampleSize"}) {
     if (auto n = json::GetInt(in, key); n && *n >= 0) out[key] = *n;
   }
-  for (const char* key : {"userAgent", "xaiInferenceUserAgent", "xaiInferenceModel",
-                          "xaiInferencePrompt"}) {
+  for (const char* key :
+       {"userAgent", "xaiInferenceUserAgent", "xaiInferenceModel", "xaiInferencePrompt"}) {
     if (auto s = json::GetString(in, key); s && !Trim(*s).empty()) out[key] = Trim(*s);
   }
   if (auto d = json::GetDouble(in, "usedPercentThreshold")) {
@@ -219,8 +219,7 @@ Result<ManagerConfig> ManagerConfigFromJson(const bj::object& o, ManagerConfig b
       mc.collector.query_limit = static_cast<int>(*n);
     if (auto b = json::GetBool(*col, "tlsSkipVerify")) mc.collector.tls_skip_verify = *b;
   }
-  auto codex = NormalizeCodexInspection(json::GetObject(o, "codexInspection"),
-                                        mc.codex_inspection);
+  auto codex = NormalizeCodexInspection(json::GetObject(o, "codexInspection"), mc.codex_inspection);
   if (!codex.ok()) return codex.status();
   mc.codex_inspection = std::move(*codex);
   if (auto n = json::GetInt(o, "updatedAtMs")) mc.updated_at_ms = *n;

@@ -97,7 +97,7 @@ class IdleCollector final : public CollectorControl {
 };
 
 struct ResolvedConnection {
-  std::string source;  // "env" | "db" | ""
+  std::string source;    // "env" | "db" | ""
   ManagerConfig config;  // effective: defaults ← saved ← legacy setup ← env overrides
   bool Configured() const { return !source.empty() && config.HasConnection(); }
 };

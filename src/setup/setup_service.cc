@@ -9,8 +9,8 @@
 // One GET /v0/management/config answers both the key validation and the retention check (the
 // upstream issues the same request twice).
 
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include "base/json.h"
 #include "base/log.h"
@@ -25,8 +25,7 @@ namespace {
 
 constexpr int64_t kInfoCpaTimeoutMs = 5'000;  // GET /usage-service/config's live block
 
-std::string DecryptOrKeep(const security::SecretBox& box, const std::string& value,
-                          Status* error) {
+std::string DecryptOrKeep(const security::SecretBox& box, const std::string& value, Status* error) {
   auto plain = box.Decrypt(value);
   if (!plain.ok()) {
     *error = plain.status();
@@ -56,7 +55,8 @@ Result<std::optional<LegacySetup>> LoadLegacySetup(db::Connection& conn,
   s.base_url = config::NormalizeBaseUrl(json::GetString(*parsed, "cpaBaseUrl").value_or(""));
   if (Trim(json::GetString(*parsed, "cpaBaseUrl").value_or("")).empty()) s.base_url.clear();
   Status err;
-  s.management_key = DecryptOrKeep(box, json::GetString(*parsed, "managementKey").value_or(""), &err);
+  s.management_key =
+      DecryptOrKeep(box, json::GetString(*parsed, "managementKey").value_or(""), &err);
   if (!err.ok()) return err;
   s.queue = Trim(json::GetString(*parsed, "queue").value_or(""));
   s.pop_side = Trim(json::GetString(*parsed, "popSide").value_or(""));
@@ -168,8 +168,8 @@ Result<ResolvedConnection> SetupService::Resolve() {
 
 Result<bj::object> SetupService::ComputeBootstrapState(db::Connection& conn, bool migrated_legacy) {
   bool history = false;
-  for (const char* table : {"usage_events", "dead_letter_events", "model_prices",
-                            "api_key_aliases"}) {
+  for (const char* table :
+       {"usage_events", "dead_letter_events", "model_prices", "api_key_aliases"}) {
     auto stmt = conn.Prepare(std::string("SELECT EXISTS(SELECT 1 FROM ") + table + ")");
     if (!stmt.ok()) return stmt.status();
     auto row = stmt->Step();
@@ -185,15 +185,16 @@ Result<bj::object> SetupService::ComputeBootstrapState(db::Connection& conn, boo
   if (!cred.ok()) return cred.status();
   auto saved = LoadSavedManagerConfig(conn);
   if (!saved.ok()) return saved.status();
-  bool initialized = cfg_.connection_from_env() || (saved->has_value() && (*saved)->HasConnection());
+  bool initialized =
+      cfg_.connection_from_env() || (saved->has_value() && (*saved)->HasConnection());
   if (!initialized) {
     auto legacy = LoadLegacySetup(conn, box_);
     if (!legacy.ok()) return legacy.status();
-    initialized = legacy->has_value() && !(*legacy)->base_url.empty() &&
-                  !(*legacy)->management_key.empty();
+    initialized =
+        legacy->has_value() && !(*legacy)->base_url.empty() && !(*legacy)->management_key.empty();
   }
-  std::string status = initialized ? (history ? "migrated" : "ready")
-                                   : (history ? "needs_setup" : "fresh");
+  std::string status =
+      initialized ? (history ? "migrated" : "ready") : (history ? "needs_setup" : "fresh");
   bj::object state;
   state["version"] = 1;
   state["status"] = status;
@@ -309,8 +310,8 @@ Result<bj::object> SetupService::Info() {
       auto parsed = json::ParseObject(**raw_state);
       if (parsed.ok()) state = std::move(*parsed);
     }
-    bool initialized = resolved->Configured() ||
-                       json::GetBool(state, "projectInitialized").value_or(false);
+    bool initialized =
+        resolved->Configured() || json::GetBool(state, "projectInitialized").value_or(false);
     bool admin_ready = cred->has_value();
     bj::object o;
     o["service"] = kServiceName;
@@ -328,8 +329,7 @@ Result<bj::object> SetupService::Info() {
   });
 }
 
-Status SetupService::CheckCpa(const ManagerConfig& mc, bool monitoring_enabled,
-                              bool ensure_usage) {
+Status SetupService::CheckCpa(const ManagerConfig& mc, bool monitoring_enabled, bool ensure_usage) {
   cpa::Connection conn{mc.cpa_base_url, mc.management_key, mc.collector.tls_skip_verify,
                        cpa::kCpaTimeoutMs};
   auto config = cpa::GetConfig(conn);
@@ -415,9 +415,8 @@ Result<bj::object> SetupService::Setup(const bj::object& body) {
   if (queue.empty()) queue = defaults.queue;
   std::string pop = ToLower(Trim(json::GetString(body, "popSide").value_or("")));
   if (pop != "left" && pop != "right") pop = defaults.pop_side;
-  if (resolved->source == "env" &&
-      (url != mc.cpa_base_url || key != mc.management_key || queue != mc.collector.queue ||
-       pop != mc.collector.pop_side)) {
+  if (resolved->source == "env" && (url != mc.cpa_base_url || key != mc.management_key ||
+                                    queue != mc.collector.queue || pop != mc.collector.pop_side)) {
     return Error(ErrorCode::kSetupEnvManaged, "setup is managed by environment variables");
   }
   if (!mc.management_key.empty() && key != mc.management_key && url != mc.cpa_base_url) {
@@ -532,9 +531,8 @@ Result<bj::object> SetupService::PutConfig(const bj::object& body) {
     tls_skip = json::GetBool(*col, "tlsSkipVerify").value_or(false);
   }
   merged.collector.tls_skip_verify = tls_skip;
-  auto codex =
-      NormalizeCodexInspection(json::GetObject(*submitted, "codexInspection"),
-                               current.codex_inspection);
+  auto codex = NormalizeCodexInspection(json::GetObject(*submitted, "codexInspection"),
+                                        current.codex_inspection);
   if (!codex.ok()) {
     return codex.status().code() == ErrorCode::kInvalidTimeZone
                ? codex.status().WithHttpStatus(400)
@@ -597,8 +595,7 @@ Status SetupService::ApplyCollector() {
   if (resolved->Configured() &&
       (resolved->source == "env" || resolved->config.collector.Enabled())) {
     RegisterSecret(resolved->config.management_key);
-    collector_.Apply(CollectorPlan{resolved->config.cpa_base_url,
-                                   resolved->config.management_key,
+    collector_.Apply(CollectorPlan{resolved->config.cpa_base_url, resolved->config.management_key,
                                    resolved->config.collector});
   } else {
     collector_.Apply(std::nullopt);

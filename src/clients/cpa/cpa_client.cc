@@ -55,8 +55,8 @@ UsageSettings ParseUsageSettings(const boost::json::object& config) {
       s.usage_statistics_enabled = t == "true" || t == "1" || t == "yes" || t == "on";
     }
   }
-  if (const auto* v = Find(config, "redis-usage-queue-retention-seconds",
-                           "redisUsageQueueRetentionSeconds")) {
+  if (const auto* v =
+          Find(config, "redis-usage-queue-retention-seconds", "redisUsageQueueRetentionSeconds")) {
     long long n = 0;
     bool parsed = false;
     if (v->is_int64()) {

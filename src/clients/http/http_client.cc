@@ -58,8 +58,7 @@ struct Call {
 
   std::chrono::steady_clock::duration Remaining() const {
     auto left = deadline - std::chrono::steady_clock::now();
-    return left > std::chrono::steady_clock::duration::zero() ? left
-                                                              : std::chrono::milliseconds(1);
+    return left > std::chrono::steady_clock::duration::zero() ? left : std::chrono::milliseconds(1);
   }
   std::string Prefix() const { return GoMethod(req.method) + " \"" + req.url + "\": "; }
   Status Fail(const std::string& what) const {
@@ -72,8 +71,8 @@ struct Call {
     r.method_string(req.method.empty() ? "GET" : req.method);
     r.target(url.target);
     r.version(11);
-    bool default_port = (url.scheme == "https" && url.port == "443") ||
-                        (url.scheme == "http" && url.port == "80");
+    bool default_port =
+        (url.scheme == "https" && url.port == "443") || (url.scheme == "http" && url.port == "80");
     std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
     r.set(http::field::host, default_port ? host : host + ":" + url.port);
     r.set(http::field::user_agent, "cpa-manager-plus");
@@ -172,10 +171,17 @@ std::string_view Response::Header(std::string_view name) const {
   return {};
 }
 
+std::string StatusLine(int status) {
+  std::string reason(http::obsolete_reason(static_cast<http::status>(status)));
+  if (reason == "<unknown-status>") reason.clear();
+  return reason.empty() ? std::to_string(status) : std::to_string(status) + " " + reason;
+}
+
 Result<Url> ParseUrl(std::string_view text) {
   Url url;
   size_t sep = text.find("://");
-  if (sep == std::string_view::npos) return Error(ErrorCode::kBadRequest, "invalid URL: missing scheme");
+  if (sep == std::string_view::npos)
+    return Error(ErrorCode::kBadRequest, "invalid URL: missing scheme");
   url.scheme = ToLower(text.substr(0, sep));
   if (url.scheme != "http" && url.scheme != "https") {
     return Error(ErrorCode::kBadRequest, "unsupported protocol scheme \"" + url.scheme + "\"");
@@ -189,7 +195,8 @@ Result<Url> ParseUrl(std::string_view text) {
   if (authority.empty()) return Error(ErrorCode::kBadRequest, "invalid URL: missing host");
   if (authority[0] == '[') {
     size_t close = authority.find(']');
-    if (close == std::string_view::npos) return Error(ErrorCode::kBadRequest, "invalid URL: bad IPv6 host");
+    if (close == std::string_view::npos)
+      return Error(ErrorCode::kBadRequest, "invalid URL: bad IPv6 host");
     url.host = std::string(authority.substr(1, close - 1));
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {

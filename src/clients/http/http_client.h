@@ -47,6 +47,9 @@ struct Response {
   bool ok() const { return status >= 200 && status < 300; }
 };
 
+// "401 Unauthorized": the status code and its standard reason phrase (Go's resp.Status).
+std::string StatusLine(int status);
+
 // Errors are ErrorCode::kUpstreamUnavailable with a Go-like message, e.g.
 // `Get "http://127.0.0.1:1/x": dial tcp 127.0.0.1:1: connect: connection refused`.
 Result<Response> Fetch(const Request& request);
