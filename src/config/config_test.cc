@@ -616,8 +616,7 @@ TEST(KeyTable, EnvNamesAreUniqueAndSecretsHaveFileRows) {
 
 TEST(KeyTable, OperationsDocContainsTheGeneratedTable) {
   const fs::path docs = fs::path(CPAMP_SOURCE_DIR) / "docs";
-  fs::path doc = docs / "operations-config.md";
-  if (!fs::exists(doc)) doc = docs / "operations.md";
+  const fs::path doc = docs / "configuration.md";
   const std::string text = ReadAll(doc);
   EXPECT_NE(text.find(KeyTableMarkdown()), std::string::npos)
       << doc << " must contain the config-key table exactly as generated:\n"
