@@ -16,7 +16,10 @@ set -euo pipefail
 # is tests/fuzz/corpus/<corpus>/; tests/fuzz/<corpus>.dict is used as dictionary if present.
 HARNESSES=(
   "resp_parser_fuzz|tests/fuzz/resp_parser_fuzz.cc src/clients/resp/resp.cc|resp"
+  "normalizer_fuzz|tests/fuzz/normalizer_fuzz.cc src/usage/normalize.cc src/usage/go_value.cc src/usage/redact.cc src/usage/response_metadata.cc src/usage/timestamp.cc|normalizer"
 )
+# Libraries every harness may link (OpenSSL for the normaliser's SHA-256).
+LDLIBS_FUZZ=(-lcrypto)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CXX_FUZZ="${CXX_FUZZ:-clang++}"
@@ -41,7 +44,7 @@ for row in "${HARNESSES[@]}"; do
   echo "== build $name"
   src_paths=()
   for s in $sources; do src_paths+=("$ROOT/$s"); done
-  if ! "$CXX_FUZZ" "${CXXFLAGS_FUZZ[@]}" "${src_paths[@]}" -o "$FUZZ_OUT/$name"; then
+  if ! "$CXX_FUZZ" "${CXXFLAGS_FUZZ[@]}" "${src_paths[@]}" "${LDLIBS_FUZZ[@]}" -o "$FUZZ_OUT/$name"; then
     failed+=("$name (build)")
     continue
   fi
