@@ -30,5 +30,10 @@ unit: build
 integration: build
 	ctest --preset $(PRESET) -L integration
 
+# The simulator producing traffic plus a Manager Server bound to it (admin key: demo-admin-key).
+demo:
+	$(MAKE) build PRESET=release
+	bash scripts/demo.sh
+
 clean:
 	rm -rf build
