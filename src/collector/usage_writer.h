@@ -1,0 +1,98 @@
+// UsageWriter: the single writer of collected usage (spec cpamp-storage.md §4.1, §4.10-4.12).
+//
+// WriteBatch() takes the raw items of one pop (or one subscribe flush), normalises each with
+// usage::NormalizeQueuePayload, drops control messages (`refresh` invalidates the auth-snapshot
+// cache), fills account snapshots from a cache of CPA's auth-file list, and writes every event
+// (INSERT ... ON CONFLICT(event_hash) DO NOTHING) and every dead letter (payload verbatim plus
+// the parser error) in ONE write transaction. Either the whole batch is committed or nothing is.
+//
+// Threading: not thread-safe; one owner thread (the collector worker, or an import job) calls it.
+// Database access goes through Database::WriteTransaction, so it coexists with other writers.
+// Ownership: borrows the Database and Clock (both must outlive it); owns its prepared statements,
+// which are reused across batches and finalised in the destructor under the writer lock.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "db/db.h"
+#include "usage/usage.h"
+
+namespace cpamp::collector {
+
+// Returns the body of CPA's `GET /v0/management/auth-files` ({"files":[...]}) or an error.
+using AuthFilesFetcher = std::function<Result<std::string>()>;
+
+inline constexpr int64_t kAuthSnapshotTtlMs = 30'000;
+
+struct WriteStats {
+  int64_t inserted = 0;
+  int64_t skipped = 0;          // duplicates (event_hash already stored, or twice in the batch)
+  int64_t dead_letters = 0;     // stored in dead_letter_events
+  int64_t controls = 0;         // refresh / support_refresh items, not stored
+  int64_t newest_event_ms = 0;  // max timestamp_ms of the batch's events (0 when none)
+};
+
+class UsageWriter {
+ public:
+  struct Options {
+    // How long a fetched auth-file list is used; also the minimum spacing of fetch attempts
+    // (a `refresh` control message lifts that spacing once).
+    int64_t snapshot_ttl_ms = kAuthSnapshotTtlMs;
+  };
+
+  // `fetch_auth_files` may be empty: then no enrichment happens.
+  UsageWriter(db::Database& db, const Clock& clock, AuthFilesFetcher fetch_auth_files,
+              Options options);
+  UsageWriter(db::Database& db, const Clock& clock, AuthFilesFetcher fetch_auth_files = {})
+      : UsageWriter(db, clock, std::move(fetch_auth_files), Options{}) {}
+  ~UsageWriter();
+  UsageWriter(const UsageWriter&) = delete;
+  UsageWriter& operator=(const UsageWriter&) = delete;
+
+  // Normalises, enriches and commits one batch. On error nothing of the batch is stored and the
+  // caller still owns the payloads (retry with the same batch; dedup makes a retry harmless).
+  Result<WriteStats> WriteBatch(const std::vector<std::string>& payloads);
+
+  // Stores one item verbatim as a dead letter (e.g. an HTTP queue answer that is not a JSON
+  // array: whatever CPA popped for it must not vanish).
+  Status WriteDeadLetter(std::string_view payload, std::string_view error);
+
+  // Drops the cached auth-file list; the next batch that needs it fetches it again.
+  void InvalidateAuthSnapshots();
+
+  // Write transactions committed so far (one per non-empty WriteBatch).
+  int64_t transactions() const { return transactions_; }
+  // Auth-file list fetch attempts so far (for tests).
+  int64_t auth_fetches() const { return auth_fetches_; }
+
+ private:
+  struct Statements;
+
+  void EnrichEvents(std::vector<usage::UsageEvent>& events);
+  Status PrepareStatements(db::Connection& conn);
+
+  db::Database& db_;
+  const Clock& clock_;
+  AuthFilesFetcher fetch_auth_files_;
+  Options options_;
+  std::unique_ptr<Statements> statements_;  // bound to the writer connection
+
+  std::unordered_map<std::string, usage::AuthSnapshot> snapshots_;  // by auth_index
+  bool snapshots_valid_ = false;
+  int64_t snapshots_fetched_at_ms_ = 0;
+  int64_t last_fetch_attempt_steady_ms_ = 0;
+  bool fetch_allowed_now_ = true;  // set by a refresh, cleared by the next attempt
+
+  int64_t transactions_ = 0;
+  int64_t auth_fetches_ = 0;
+};
+
+}  // namespace cpamp::collector
