@@ -41,6 +41,8 @@ using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 constexpr size_t kRelayBufferBytes = 64 * 1024;
+constexpr int64_t kDrainTimeoutMs = 5'000;
+constexpr size_t kMaxDrainBytes = 256 * 1024 * 1024;
 
 bool IsHopByHop(std::string_view name) {
   static constexpr std::string_view kHop[] = {
@@ -380,6 +382,7 @@ struct HttpServer::Impl {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     bool first = true;
+    bool unread_body = false;  // answered before reading the body: drain before closing
     for (;;) {
       http::request_parser<http::empty_body> head_parser;
       head_parser.header_limit(kMaxHeaderBytes);
@@ -440,6 +443,7 @@ struct HttpServer::Impl {
                                          "payload_too_large");
               keep_alive = false;
               body_ok = false;
+              unread_body = true;
             } else if (bec) {
               --busy_requests;
               break;  // client went away or timed out mid-body
@@ -452,6 +456,7 @@ struct HttpServer::Impl {
                                        "payload_too_large");
             keep_alive = false;
             body_ok = false;
+            unread_body = true;
           }
           if (body_ok) {
             Request request{std::move(head), std::move(body_parser.get().body())};
@@ -460,7 +465,10 @@ struct HttpServer::Impl {
           }
         } else {
           resp = std::move(dispatch.response);
-          if (head.has_body) keep_alive = false;  // unread body: cannot reuse the connection
+          if (head.has_body) {
+            keep_alive = false;  // unread body: cannot reuse the connection
+            unread_body = true;
+          }
         }
         if (resp.delay_ms > 0) {
           asio::steady_timer timer(stream.get_executor());
@@ -481,6 +489,19 @@ struct HttpServer::Impl {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (unread_body) {
+      // Closing with unread input makes the kernel send RST, and the client may lose our
+      // answer (413/401) while it is still uploading. Discard what it sends, bounded in time
+      // and bytes, so it can read the response.
+      std::vector<char> sink(kRelayBufferBytes);
+      size_t drained = 0;
+      stream.expires_after(std::chrono::milliseconds(kDrainTimeoutMs));
+      while (drained < kMaxDrainBytes) {
+        auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+        if (ec) break;
+        drained += n;
+      }
+    }
   }
 };
 
