@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "db/db.h"
 #include "net/http.h"
+#include "pricing/pricing.h"
 #include "setup/setup.h"
 
 namespace cpamp::api {
@@ -30,6 +31,7 @@ struct Services {
   setup::SetupService& setup;
   setup::AdminAuth& auth;
   setup::CollectorControl& collector;
+  pricing::Handlers& pricing;
   int64_t started_at_ms = 0;
 };
 

@@ -99,6 +99,9 @@ Response PanelHandler(const Request&, Services& s) {
   return r;
 }
 
+Response ModelPrices(const Request& req, Services& s) { return s.pricing.ModelPrices(req); }
+Response ApiKeyAliases(const Request& req, Services& s) { return s.pricing.ApiKeyAliases(req); }
+
 Response NotYetImplemented(const Request& req, Services&) {
   return Response::ErrorJson(501, "endpoint " + req.path() + " is not implemented in this version",
                              "request_failed");
@@ -118,8 +121,10 @@ const std::vector<Route>& Routes() {
       {"POST", "/setup", Match::kExact, AuthClass::kAdmin, SetupHandler, 1024 * 1024},
       {"", "/management.html", Match::kExact, AuthClass::kPublic, PanelHandler},
       // Local /v0/management families (served by later issues; never proxied).
-      {"", "/v0/management/model-prices", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
-      {"", "/v0/management/api-key-aliases", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
+      {"", "/v0/management/model-prices", Match::kPrefix, AuthClass::kAdmin, ModelPrices,
+       8 * 1024 * 1024},
+      {"", "/v0/management/api-key-aliases", Match::kPrefix, AuthClass::kAdmin, ApiKeyAliases,
+       1024 * 1024},
       {"", "/v0/management/codex-inspection", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
       {"", "/v0/management/dashboard/", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
       {"", "/v0/management/monitoring/", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},

@@ -15,11 +15,13 @@
 #include <filesystem>
 
 #include "api/api.h"
+#include "collector/collector.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "config/config.h"
 #include "db/db.h"
 #include "net/http.h"
+#include "pricing/pricing.h"
 #include "security/security.h"
 #include "setup/setup.h"
 
@@ -59,7 +61,7 @@ int Serve() {
     spdlog::error("open database {}: {}", cfg->db_path, database.status().message());
     return 1;
   }
-  setup::IdleCollector collector;
+  collector::Collector collector(**database, clock);
   setup::SetupService setup_service(*cfg, **database, box, clock, collector, started_at);
   auto boot = setup_service.Bootstrap();
   if (!boot.ok()) {
@@ -75,8 +77,12 @@ int Serve() {
   if (boot->migrated_legacy) spdlog::info("CPA Manager Plus legacy data migrated");
 
   setup::AdminAuth auth(**database, clock);
-  api::ManagerApplication application(
-      api::Services{*cfg, **database, setup_service, auth, collector, started_at});
+  pricing::HttpPriceSource price_source;
+  pricing::HandlerOptions pricing_options;
+  pricing_options.usage_query_limit = cfg->query_limit;
+  pricing::Handlers pricing_handlers(**database, price_source, clock, pricing_options);
+  api::ManagerApplication application(api::Services{*cfg, **database, setup_service, auth,
+                                                    collector, pricing_handlers, started_at});
   net::ServerOptions options;
   options.host = listen->host.empty() ? "0.0.0.0" : listen->host;
   options.port = listen->port;

@@ -7,8 +7,8 @@
 // router pseudo-model, non-numeric values) are dropped and counted in `skipped`, which the sync
 // reports. models.dev context tiers are all-or-nothing: one bad context entry drops them all.
 // The HTTP source caches the models.dev document with its ETag so repeated syncs revalidate
-// instead of downloading ~1 MB again. http_client cannot tunnel through a proxy (no CONNECT),
-// so a proxy from the environment is only logged; see pricing/README.md.
+// instead of downloading ~1 MB again. A proxy from the environment (HTTPS_PROXY / HTTP_PROXY /
+// ALL_PROXY, honouring NO_PROXY) is used through http_client's CONNECT tunnel.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -273,6 +273,11 @@ std::optional<std::string> ProxyForUrl(
 
 HttpPriceSource::HttpPriceSource(int64_t timeout_ms) : timeout_ms_(timeout_ms) {}
 
+bool HttpPriceSource::ProxyUsed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return proxy_used_;
+}
+
 Result<std::string> HttpPriceSource::Fetch(SourceId id) {
   http_client::Request req;
   req.url = std::string(SourceUrl(id));
@@ -285,11 +290,9 @@ Result<std::string> HttpPriceSource::Fetch(SourceId id) {
   });
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (proxy && !proxy_warned_) {
-      proxy_warned_ = true;
-      spdlog::warn(
-          "price sync: proxy from environment is not supported by the HTTP client; "
-          "connecting directly");
+    if (proxy) {
+      req.proxy_url = *proxy;
+      proxy_used_ = true;
     }
     if (id == SourceId::kModelsDev && !models_dev_etag_.empty()) {
       req.headers.emplace_back("If-None-Match", models_dev_etag_);

@@ -260,19 +260,20 @@ std::optional<std::string> ProxyForUrl(
 
 // The real sources over http_client::Fetch with a per-source timeout; models.dev responses are
 // cached in memory with their ETag and revalidated with If-None-Match. Thread-safe.
-// Proxy: http_client::Fetch cannot tunnel (no CONNECT), so a configured proxy is logged once and
-// the fetch goes direct; ProxyUsed() stays false.
+// A proxy from the environment (ProxyForUrl) is used via http_client's CONNECT tunnel and
+// reported by ProxyUsed().
 class HttpPriceSource final : public PriceSource {
  public:
   explicit HttpPriceSource(int64_t timeout_ms = kSourceTimeoutMs);
   Result<std::string> Fetch(SourceId id) override;
+  bool ProxyUsed() const override;
 
  private:
   const int64_t timeout_ms_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::string models_dev_etag_;  // guarded by mu_
   std::string models_dev_body_;  // guarded by mu_
-  bool proxy_warned_ = false;    // guarded by mu_
+  bool proxy_used_ = false;      // guarded by mu_
 };
 
 // Fixed bodies or errors per source, for tests and offline runs. Counts fetches. Thread-safe.

@@ -15,6 +15,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <chrono>
+#include <optional>
 
 #include "base/strings.h"
 
@@ -50,9 +51,20 @@ ssl::context& TlsContext(bool verify) {
   return verify ? *verify_ctx : *plain_ctx;
 }
 
+// "user:pass" from an URL's authority, "" when absent.
+std::string UserInfo(std::string_view url) {
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return "";
+  std::string_view rest = url.substr(sep + 3);
+  rest = rest.substr(0, rest.find_first_of("/?"));
+  size_t at = rest.rfind('@');
+  return at == std::string_view::npos ? "" : std::string(rest.substr(0, at));
+}
+
 struct Call {
   const Request& req;
   Url url;
+  std::optional<Url> proxy;
   std::chrono::steady_clock::time_point deadline;
   Result<Response> result = Error(ErrorCode::kUpstreamUnavailable, "request did not complete");
 
@@ -69,7 +81,9 @@ struct Call {
   asio::awaitable<void> Exchange(Stream& stream) {
     http::request<http::string_body> r;
     r.method_string(req.method.empty() ? "GET" : req.method);
-    r.target(url.target);
+    // Through a forward proxy, plain-HTTP requests carry the absolute URL.
+    r.target(proxy && url.scheme == "http" ? req.url : url.target);
+    if (proxy && url.scheme == "http") AddProxyAuth(r);
     r.version(11);
     bool default_port =
         (url.scheme == "https" && url.port == "443") || (url.scheme == "http" && url.port == "80");
@@ -115,29 +129,69 @@ struct Call {
     result = std::move(out);
   }
 
+  template <class Message>
+  void AddProxyAuth(Message& m) const {
+    std::string user = UserInfo(req.proxy_url);
+    if (!user.empty()) m.set(http::field::proxy_authorization, "Basic " + Base64Encode(user));
+  }
+
+  // Sends CONNECT host:port to the proxy and waits for its 2xx.
+  asio::awaitable<bool> Tunnel(beast::tcp_stream& stream) {
+    std::string authority =
+        (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) + ":" + url.port;
+    http::request<http::empty_body> connect{http::verb::connect, authority, 11};
+    connect.set(http::field::host, authority);
+    AddProxyAuth(connect);
+    stream.expires_after(Remaining());
+    auto [wec, wn] = co_await http::async_write(stream, connect, kTuple);
+    if (wec) {
+      result = Fail("proxyconnect tcp: " + wec.message());
+      co_return false;
+    }
+    beast::flat_buffer buffer;
+    http::response_parser<http::empty_body> parser;
+    parser.skip(true);  // a CONNECT answer has no body
+    stream.expires_after(Remaining());
+    auto [rec, rn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    if (rec) {
+      result = Fail("proxyconnect tcp: " + rec.message());
+      co_return false;
+    }
+    int status = static_cast<int>(parser.get().result_int());
+    if (status < 200 || status >= 300) {
+      result = Fail("proxy refused CONNECT: " + StatusLine(status));
+      co_return false;
+    }
+    co_return true;
+  }
+
   asio::awaitable<void> Run() {
     auto exec = co_await asio::this_coro::executor;
     tcp::resolver resolver(exec);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+    const Url& dial = proxy ? *proxy : url;
+    auto [rec, endpoints] = co_await resolver.async_resolve(dial.host, dial.port, kTuple);
     if (rec) {
-      result = Fail("dial tcp: lookup " + url.host + ": " + rec.message());
+      result = Fail("dial tcp: lookup " + dial.host + ": " + rec.message());
       co_return;
     }
     auto connect_fail = [&](const boost::system::error_code& ec) {
       std::string what = ec == beast::error::timeout ? "i/o timeout" : ec.message();
       if (ec == asio::error::connection_refused) what = "connect: connection refused";
-      return Fail("dial tcp " + url.host + ":" + url.port + ": " + what);
+      return Fail(std::string(proxy ? "proxyconnect tcp: " : "") + "dial tcp " + dial.host +
+                  ":" + dial.port + ": " + what);
     };
     if (url.scheme == "https") {
-      beast::ssl_stream<beast::tcp_stream> stream(exec, TlsContext(!req.tls_skip_verify));
-      SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
-      if (!req.tls_skip_verify) stream.set_verify_callback(ssl::host_name_verification(url.host));
-      beast::get_lowest_layer(stream).expires_after(Remaining());
-      auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, kTuple);
+      beast::tcp_stream raw(exec);
+      raw.expires_after(Remaining());
+      auto [cec, ep] = co_await raw.async_connect(endpoints, kTuple);
       if (cec) {
         result = connect_fail(cec);
         co_return;
       }
+      if (proxy && !co_await Tunnel(raw)) co_return;
+      beast::ssl_stream<beast::tcp_stream> stream(std::move(raw), TlsContext(!req.tls_skip_verify));
+      SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
+      if (!req.tls_skip_verify) stream.set_verify_callback(ssl::host_name_verification(url.host));
       beast::get_lowest_layer(stream).expires_after(Remaining());
       auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, kTuple);
       if (hec) {
@@ -220,8 +274,19 @@ Result<Url> ParseUrl(std::string_view text) {
 Result<Response> Fetch(const Request& request) {
   auto url = ParseUrl(request.url);
   if (!url.ok()) return url.status();
+  std::optional<Url> proxy;
+  if (!request.proxy_url.empty()) {
+    std::string proxy_text = request.proxy_url;
+    if (proxy_text.find("://") == std::string::npos) proxy_text = "http://" + proxy_text;
+    auto parsed = ParseUrl(proxy_text);
+    if (!parsed.ok()) return Error(ErrorCode::kBadRequest, "invalid proxy URL: " + parsed.status().message());
+    if (parsed->scheme != "http") {
+      return Error(ErrorCode::kBadRequest, "unsupported proxy scheme \"" + parsed->scheme + "\"");
+    }
+    proxy = std::move(*parsed);
+  }
   asio::io_context io;
-  Call call{request, std::move(*url),
+  Call call{request, std::move(*url), std::move(proxy),
             std::chrono::steady_clock::now() + std::chrono::milliseconds(request.timeout_ms)};
   asio::co_spawn(io, call.Run(), asio::detached);
   io.run();

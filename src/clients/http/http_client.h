@@ -37,6 +37,9 @@ struct Request {
   int64_t timeout_ms = kDefaultTimeoutMs;
   bool tls_skip_verify = false;
   size_t max_response_bytes = kDefaultMaxResponseBytes;
+  // Forward proxy ("http://[user:pass@]host:port"): https targets are tunnelled with CONNECT,
+  // http targets are sent in absolute form. Empty = direct.
+  std::string proxy_url;
 };
 
 struct Response {
