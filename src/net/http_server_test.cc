@@ -173,6 +173,34 @@ TEST(HttpClient, ConnectionRefusedHasGoLikeMessage) {
             "connection refused");
 }
 
+TEST_F(HttpServerTest, ClientSendsAbsoluteFormThroughAnHttpProxy) {
+  http_client::Request req;
+  req.url = "http://prices.example.invalid/api/v1/models?x=1";
+  req.proxy_url = "http://user:pw@127.0.0.1:" + std::to_string(upstream_->BoundPort());
+  auto r = http_client::Fetch(req);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->status, 201);
+  auto o = boost::json::parse(r->body).as_object();
+  EXPECT_EQ(o["target"].as_string(), "http://prices.example.invalid/api/v1/models?x=1");
+}
+
+TEST_F(HttpServerTest, ClientTunnelsHttpsWithConnect) {
+  // The echo server accepts the CONNECT (2xx) but then speaks HTTP, not TLS: the handshake
+  // must fail cleanly, proving the CONNECT exchange happened first.
+  http_client::Request req;
+  req.url = "https://prices.example.invalid/x";
+  req.proxy_url = "127.0.0.1:" + std::to_string(upstream_->BoundPort());
+  req.timeout_ms = 3000;
+  auto r = http_client::Fetch(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("tls"), std::string::npos) << r.status().message();
+  req.proxy_url = "http://127.0.0.1:1";
+  r = http_client::Fetch(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("proxyconnect tcp: dial tcp 127.0.0.1:1"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(HttpClient, ParseUrlHandlesPortsAndIpv6) {
   auto u = http_client::ParseUrl("https://[::1]:8443/a?b=c");
   ASSERT_TRUE(u.ok());
