@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "analytics/analytics.h"
 #include "config/config.h"
 #include "db/db.h"
 #include "net/http.h"
@@ -32,6 +33,7 @@ struct Services {
   setup::AdminAuth& auth;
   setup::CollectorControl& collector;
   pricing::Handlers& pricing;
+  analytics::Handlers& analytics;
   int64_t started_at_ms = 0;
 };
 

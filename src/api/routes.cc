@@ -102,6 +102,18 @@ Response PanelHandler(const Request&, Services& s) {
 Response ModelPrices(const Request& req, Services& s) { return s.pricing.ModelPrices(req); }
 Response ApiKeyAliases(const Request& req, Services& s) { return s.pricing.ApiKeyAliases(req); }
 
+Response DashboardSummary(const Request& req, Services& s) {
+  return s.analytics.DashboardSummary(req);
+}
+Response MonitoringAnalytics(const Request& req, Services& s) {
+  return s.analytics.MonitoringAnalytics(req);
+}
+Response HeaderSnapshots(const Request& req, Services& s) { return s.analytics.HeaderSnapshots(req); }
+Response AccountHistory(const Request& req, Services& s) { return s.analytics.AccountHistory(req); }
+Response AnalyticsMethodNotAllowed(const Request& req, Services& s) {
+  return s.analytics.MethodNotAllowed(req);
+}
+
 Response NotYetImplemented(const Request& req, Services&) {
   return Response::ErrorJson(501, "endpoint " + req.path() + " is not implemented in this version",
                              "request_failed");
@@ -126,8 +138,18 @@ const std::vector<Route>& Routes() {
       {"", "/v0/management/api-key-aliases", Match::kPrefix, AuthClass::kAdmin, ApiKeyAliases,
        1024 * 1024},
       {"", "/v0/management/codex-inspection", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
-      {"", "/v0/management/dashboard/", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
-      {"", "/v0/management/monitoring/", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
+      {"GET", "/v0/management/dashboard/summary", Match::kExact, AuthClass::kAdmin,
+       DashboardSummary},
+      {"", "/v0/management/dashboard/", Match::kPrefix, AuthClass::kAdmin,
+       AnalyticsMethodNotAllowed},
+      {"POST", "/v0/management/monitoring/analytics", Match::kExact, AuthClass::kAdmin,
+       MonitoringAnalytics, 1024 * 1024},
+      {"GET", "/v0/management/monitoring/header-snapshots", Match::kExact, AuthClass::kAdmin,
+       HeaderSnapshots},
+      {"POST", "/v0/management/monitoring/account-history", Match::kExact, AuthClass::kAdmin,
+       AccountHistory, 1024 * 1024},
+      {"", "/v0/management/monitoring/", Match::kPrefix, AuthClass::kAdmin,
+       AnalyticsMethodNotAllowed},
       {"", "/v0/management/usage", Match::kExact, AuthClass::kAdmin, NotYetImplemented},
       {"", "/v0/management/usage/", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
   };

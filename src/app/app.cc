@@ -14,6 +14,7 @@
 
 #include <filesystem>
 
+#include "analytics/analytics.h"
 #include "api/api.h"
 #include "collector/collector.h"
 #include "base/clock.h"
@@ -29,6 +30,7 @@ namespace cpamp::app {
 
 namespace {
 constexpr int64_t kShutdownGraceMs = 10'000;
+constexpr int64_t kRollupPollMs = 5'000;  // rollups trail ingest by at most this (reads stay exact)
 }  // namespace
 
 int Serve() {
@@ -77,12 +79,19 @@ int Serve() {
   if (boot->migrated_legacy) spdlog::info("CPA Manager Plus legacy data migrated");
 
   setup::AdminAuth auth(**database, clock);
+  analytics::RollupWorker rollups(**database, clock, {}, kRollupPollMs);
+  analytics::RetentionWorker retention(**database, clock, cfg->usage_retention_days);
   pricing::HttpPriceSource price_source;
   pricing::HandlerOptions pricing_options;
   pricing_options.usage_query_limit = cfg->query_limit;
+  pricing_options.on_prices_changed = [&rollups] { rollups.Wake(); };
   pricing::Handlers pricing_handlers(**database, price_source, clock, pricing_options);
+  analytics::Options analytics_options;
+  analytics_options.rollups_enabled = cfg->dashboard_hourly_rollup_enabled;
+  analytics::Handlers analytics_handlers(**database, clock, analytics_options);
   api::ManagerApplication application(api::Services{*cfg, **database, setup_service, auth,
-                                                    collector, pricing_handlers, started_at});
+                                                    collector, pricing_handlers,
+                                                    analytics_handlers, started_at});
   net::ServerOptions options;
   options.host = listen->host.empty() ? "0.0.0.0" : listen->host;
   options.port = listen->port;
@@ -95,10 +104,14 @@ int Serve() {
   spdlog::info("cpa-manager-plus listening on {}", *bound);
   Status started = setup_service.ApplyCollector();
   if (!started.ok()) spdlog::warn("collector not started: {}", started.message());
+  if (cfg->dashboard_hourly_rollup_enabled) rollups.Start();
+  retention.Start();
 
   int sig = server.WaitForSignal();
   spdlog::info("shutting down (signal {})", sig);
   collector.Apply(std::nullopt);
+  retention.Stop();
+  rollups.Stop();
   server.Stop(kShutdownGraceMs);
   database->reset();
   spdlog::info("cpa-manager-plus stopped");

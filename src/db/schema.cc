@@ -358,6 +358,38 @@ Status AddMissingHeadColumns(Connection& conn) {
   return Status::Ok();
 }
 
+// Step 4 (analytics context): the hourly usage rollup, its checkpoint row and the usage_events
+// indexes the analytics raw paths need (time-ordered covering scan, keyset paging, failures).
+// Rollup rows hold per-event latency/TTFT samples as little-endian uint32 blobs so P95s are exact.
+Status CreateAnalyticsRollups(Connection& conn) {
+  return conn.Exec(
+      "create table if not exists analytics_hourly_rollups ("
+      "bucket_ms integer not null, model text not null, billing_model text not null, "
+      "service_tier text not null, context_band integer not null, failed integer not null, "
+      "calls integer not null default 0, input_tokens integer not null default 0, "
+      "output_tokens integer not null default 0, reasoning_tokens integer not null default 0, "
+      "cached_tokens integer not null default 0, cache_read_tokens integer not null default 0, "
+      "cache_creation_tokens integer not null default 0, total_tokens integer not null default 0, "
+      "latency_sum_ms integer not null default 0, latency_samples integer not null default 0, "
+      "zero_token_calls integer not null default 0, long_input_tokens integer not null default 0, "
+      "long_output_tokens integer not null default 0, long_cached_tokens integer not null default 0, "
+      "long_cache_read_tokens integer not null default 0, "
+      "long_cache_creation_tokens integer not null default 0, latency_blob blob, ttft_blob blob, "
+      "primary key (bucket_ms, model, billing_model, service_tier, context_band, failed)) "
+      "without rowid;"
+      "create table if not exists analytics_rollup_state (name text primary key, "
+      "last_event_id integer not null default 0, structure_revision text not null default '', "
+      "retained_before_ms integer not null default 0, updated_at_ms integer not null default 0);"
+      "create index if not exists idx_analytics_events_ts_id on usage_events(timestamp_ms, id);"
+      "create index if not exists idx_analytics_events_core on usage_events(timestamp_ms, failed, "
+      "model, requested_model, resolved_model, service_tier, input_tokens, "
+      "normalized_total_input_tokens, output_tokens, reasoning_tokens, cached_tokens, "
+      "cache_tokens, cache_read_tokens, cache_creation_tokens, total_tokens, latency_ms, ttft_ms, "
+      "auth_index, source_hash);"
+      "create index if not exists idx_analytics_events_failed on usage_events(failed, "
+      "timestamp_ms) where failed = 1;");
+}
+
 struct MigrationStep {
   int version;
   std::string_view name;
@@ -369,6 +401,7 @@ constexpr MigrationStep kMigrations[] = {
     {1, "create_authoritative_tables", &CreateAuthoritativeTables},
     {2, "add_missing_head_columns", &AddMissingHeadColumns},
     {3, "create_base_indexes", &CreateBaseIndexes},
+    {4, "create_analytics_rollups", &CreateAnalyticsRollups},
 };
 
 Result<std::set<int>> AppliedVersions(Connection& conn) {
