@@ -282,6 +282,7 @@ void Collector::Run(setup::CollectorPlan plan) {
   };
   UsageWriter::Options wopts;
   wopts.snapshot_ttl_ms = options_.auth_snapshot_ttl_ms;
+  wopts.raw_json = options_.raw_json;
   writer_ = std::make_unique<UsageWriter>(db_, clock_, std::move(fetch), wopts);
 
   retention_ms_ = cpa::kDefaultRetentionSeconds * 1000;

@@ -51,6 +51,7 @@ struct CollectorOptions {
   int64_t commit_retry_ms = 200;    // first wait between attempts, doubling
   int64_t rate_window_ms = 10'000;  // eventsPerSecond window
   bool read_retention = true;       // GET /v0/management/config at start (tests may disable)
+  RawJsonPolicy raw_json = RawJsonPolicy::kFailed;  // see usage_writer.h
 };
 
 // Counters and state behind StatusJson() (cpamp-api.md §6 plus our extras).

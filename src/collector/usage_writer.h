@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,6 +33,12 @@ using AuthFilesFetcher = std::function<Result<std::string>()>;
 
 inline constexpr int64_t kAuthSnapshotTtlMs = 30'000;
 
+// Which events keep their `raw_json` copy (the redacted payload, never exported or read back by
+// upstream; the column stays and is NULL otherwise). kFailed keeps it where it is evidence.
+enum class RawJsonPolicy { kAll, kFailed, kNone };
+// "all" | "failed" | "none" (case-insensitive); nullopt for anything else.
+std::optional<RawJsonPolicy> ParseRawJsonPolicy(std::string_view text);
+
 struct WriteStats {
   int64_t inserted = 0;
   int64_t skipped = 0;          // duplicates (event_hash already stored, or twice in the batch)
@@ -46,6 +53,11 @@ class UsageWriter {
     // How long a fetched auth-file list is used; also the minimum spacing of fetch attempts
     // (a `refresh` control message lifts that spacing once).
     int64_t snapshot_ttl_ms = kAuthSnapshotTtlMs;
+    RawJsonPolicy raw_json = RawJsonPolicy::kFailed;
+    // Page cache of the writer connection (KiB, PRAGMA cache_size = -N); 0 leaves it alone.
+    // The random-order event_hash/request_id indexes stay hot in it, so commits do not
+    // re-read their pages.
+    int64_t writer_cache_kib = 65'536;
   };
 
   // `fetch_auth_files` may be empty: then no enrichment happens.

@@ -190,6 +190,51 @@ TEST_F(UsageWriterTest, AuthFilesFailureIsIgnoredAndRateLimited) {
 }
 
 // Measures the whole ingest path (normalise + enrich lookup + insert) on 200k realistic records.
+TEST_F(UsageWriterTest, RawJsonPolicyKeepsTheCopyOnlyWhereAsked) {
+  EXPECT_EQ(ParseRawJsonPolicy(" Failed "), RawJsonPolicy::kFailed);
+  EXPECT_EQ(ParseRawJsonPolicy("all"), RawJsonPolicy::kAll);
+  EXPECT_EQ(ParseRawJsonPolicy("NONE"), RawJsonPolicy::kNone);
+  EXPECT_EQ(ParseRawJsonPolicy("some"), std::nullopt);
+  std::string failed = Record(2);
+  const std::string kOk = R"("failed":false)";
+  failed.replace(failed.find(kOk), kOk.size(), R"("failed":true)");
+  auto raw_rows = [&](int64_t offset) {
+    auto n = db_->Read([&](db::Connection& c) -> Result<std::string> {
+      CPAMP_ASSIGN_OR_RETURN(
+          db::Statement s, c.Prepare("select group_concat(failed || ':' || (raw_json is not null)) "
+                                     "from (select * from usage_events where id > " +
+                                     std::to_string(offset) + " order by id)"));
+      CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return Error(ErrorCode::kNotFound, "no row");
+      return s.ColumnText(0);
+    });
+    EXPECT_TRUE(n.ok()) << n.status().message();
+    return n.value_or("");
+  };
+  const std::pair<RawJsonPolicy, std::string> cases[] = {{RawJsonPolicy::kFailed, "0:0,1:1"},
+                                                         {RawJsonPolicy::kAll, "0:1,1:1"},
+                                                         {RawJsonPolicy::kNone, "0:0,1:0"}};
+  int64_t offset = 0;
+  int n = 10;
+  for (const auto& [policy, want] : cases) {
+    UsageWriter::Options opts;
+    opts.raw_json = policy;
+    UsageWriter writer(*db_, clock_, {}, opts);
+    std::string f = failed;
+    const std::string id = "req-2";
+    f.replace(f.find(id), id.size(), "req-f" + std::to_string(n));
+    auto r = writer.WriteBatch({Record(n), f});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->inserted, 2);
+    EXPECT_EQ(raw_rows(offset), want);
+    offset += 2;
+    ++n;
+  }
+  UsageWriter defaults(*db_, clock_);
+  ASSERT_TRUE(defaults.WriteBatch({Record(50)}).ok());
+  EXPECT_EQ(raw_rows(offset), "0:0");
+}
+
 TEST_F(UsageWriterTest, ThroughputTwoHundredThousandEvents) {
   constexpr int kRecords = 200'000;
   // CPAMP_TEST_BATCH=<n> changes the batch size (default 1000) for experiments.

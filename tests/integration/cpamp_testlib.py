@@ -246,3 +246,95 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+SIM_LISTEN_RE = re.compile(r"cpa-sim listening on (\S+)")
+
+
+class CpaSim:
+    """The real tools/cpa-sim binary (CPAMP_SIM_BINARY) on port 0 (or a given port, e.g. to
+    emulate a CPA restart on the same address). Control endpoint helpers: stats(), publish(),
+    drop(), set(). kill() sends SIGKILL, stop() SIGTERM."""
+
+    def __init__(self, args=None, port=0, key="sim-management-key"):
+        if not SIM_BINARY:
+            raise RuntimeError("CPAMP_SIM_BINARY is not set (run through ctest)")
+        self.key = key
+        self.args = ["--listen", "127.0.0.1:%d" % port, "--management-key", key] + (args or [])
+        self.proc = subprocess.Popen([SIM_BINARY] + self.args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        m = SIM_LISTEN_RE.search(line or "")
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("cpa-sim did not start: %r" % line)
+        self.port = int(m.group(1).rsplit(":", 1)[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+        # Keep draining stdout so the simulator never blocks on a full pipe.
+        self._drain = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self._drain.start()
+
+    def control(self, method, path, body=None):
+        status, _, payload = request(self.port, method, path, body)
+        if status != 200:
+            raise AssertionError("cpa-sim %s %s -> %d %r" % (method, path, status, payload))
+        return json.loads(payload) if payload else None
+
+    def stats(self):
+        return self.control("GET", "/_sim/stats")
+
+    def publish(self, payloads, channel=None):
+        """Publishes each payload (str or dict) verbatim as one record."""
+        lines = [p if isinstance(p, str) else json.dumps(p) for p in payloads]
+        path = "/_sim/publish" + ("?channel=" + channel if channel else "")
+        return self.control("POST", path, "\n".join(lines) + "\n")["published"]
+
+    def drop(self, clear=False):
+        return self.control("POST", "/_sim/drop" + ("?clear=1" if clear else ""))["dropped"]
+
+    def set(self, **kw):
+        query = "&".join("%s=%s" % (k, str(v).lower() if isinstance(v, bool) else v)
+                         for k, v in kw.items())
+        return self.control("POST", "/_sim/set?" + query)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._close_stdout()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._close_stdout()
+
+    def _close_stdout(self):
+        self._drain.join(timeout=5)
+        if not self._drain.is_alive():
+            self.proc.stdout.close()
+
+
+def wait_until(predicate, timeout=30, interval=0.05, message="condition"):
+    """Polls predicate() until it returns a truthy value (returned) or raises on timeout."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (message, last))
+
+
+def db_query(path, sql, args=()):
+    """One read-only query on a database the server may be writing (WAL readers are fine)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
