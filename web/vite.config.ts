@@ -3,6 +3,10 @@ import preact from '@preact/preset-vite';
 import { viteSingleFile } from 'vite-plugin-singlefile';
 import pkg from './package.json' with { type: 'json' };
 
+// `npm run dev` proxies API paths to CPAMP_DEV_TARGET (default the server's usual port).
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+const devTarget = env?.['CPAMP_DEV_TARGET'] ?? 'http://127.0.0.1:18317';
+
 // One self-contained file: dist/management.html (inline JS and CSS), embedded by the C++ build.
 export default defineConfig({
   plugins: [preact(), viteSingleFile({ removeViteModuleLoader: true })],
@@ -17,14 +21,9 @@ export default defineConfig({
     rollupOptions: { input: 'management.html' },
   },
   server: {
-    proxy: {
-      '/usage-service': 'http://127.0.0.1:18317',
-      '/setup': 'http://127.0.0.1:18317',
-      '/status': 'http://127.0.0.1:18317',
-      '/health': 'http://127.0.0.1:18317',
-      '/v0': 'http://127.0.0.1:18317',
-      '/v1': 'http://127.0.0.1:18317',
-    },
+    proxy: Object.fromEntries(
+      ['/usage-service', '/setup', '/status', '/health', '/v0', '/v1'].map((p) => [p, devTarget]),
+    ),
   },
   test: {
     include: ['src/**/*.test.ts'],

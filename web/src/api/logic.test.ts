@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { planChunks, sessionProgress } from './usage';
+import { filterJsonlByRange, planChunks, sessionProgress } from './usage';
 import { apiKeyHash, sha256HexOfString } from '../lib/sha256';
 import { analyticsIncludeForTab, kAnalyticsTabs } from '../lib/analyticsTabs';
 import { isManagerService, isSetupRequired } from './manager';
 import { normalizeApiBase } from '../lib/session';
 import { resolveRange } from '../lib/ranges';
 import { buildUrl } from './client';
+import { baseModelName, parseBulkPrices, priceFor, withBasePrices } from './prices';
 
 describe('sha256', () => {
   it('matches known vectors', () => {
@@ -98,5 +99,65 @@ describe('addresses and ranges', () => {
     expect(r.to - r.from).toBe(86_400_001);
     const y = resolveRange('yesterday', now);
     expect(y.to - y.from).toBeGreaterThanOrEqual(23 * 3600_000);
+  });
+});
+
+describe('bulk price paste', () => {
+  it('parses CSV/TSV lines, skips a header and comments, reports bad lines', () => {
+    const r = parseBulkPrices(
+      'model,input,output,cache read\n# comment\ngpt-5, 1.25, 10, 0.125\nclaude-x\t3\t15\nbad-line 1\nneg -1 2\n',
+    );
+    expect(Object.keys(r.prices)).toEqual(['gpt-5', 'claude-x']);
+    expect(r.prices['gpt-5']).toMatchObject({
+      prompt: 1.25,
+      completion: 10,
+      cacheRead: 0.125,
+      cache: 0.125,
+    });
+    expect(r.prices['claude-x']).toMatchObject({ prompt: 3, completion: 15, cacheRead: 0 });
+    expect(r.badLines).toEqual([5, 6]);
+  });
+  it('accepts a JSON price map or the {prices} envelope', () => {
+    const r = parseBulkPrices('{"prices":{"m1":{"prompt":2,"completion":4,"cache":0.5}}}');
+    expect(r.prices['m1']).toMatchObject({
+      prompt: 2,
+      completion: 4,
+      cacheRead: 0.5,
+      source: 'manual',
+    });
+    expect(parseBulkPrices('{not json').badLines).toEqual([1]);
+  });
+  it('edits keep tiers but drop derived flags', () => {
+    const p = withBasePrices(
+      { prompt: 1, completion: 2, promptConfigured: true, contextTiers: [{ thresholdTokens: 5 }] },
+      { prompt: 3, completion: 4, cacheRead: 0, cacheCreation: 0 },
+    );
+    expect(p.prompt).toBe(3);
+    expect(p.contextTiers).toHaveLength(1);
+    expect('promptConfigured' in p).toBe(false);
+  });
+});
+
+describe('range export filter', () => {
+  const lines = [1000, 2000, 3000].map((ts) => JSON.stringify({ timestamp_ms: ts, model: 'm' }));
+  const text = `${lines.join('\n')}\nnot json\n`;
+  it('keeps [from, to) and drops non-event lines', () => {
+    expect(filterJsonlByRange(text, { fromMs: 2000, toMs: 3000 })).toBe(`${lines[1]}\n`);
+    expect(filterJsonlByRange(text, { fromMs: 1500 })).toBe(`${lines[1]}\n${lines[2]}\n`);
+    expect(filterJsonlByRange(text, { toMs: 500 })).toBe('');
+  });
+  it('returns the body untouched without a range', () => {
+    expect(filterJsonlByRange(text, {})).toBe(text);
+  });
+});
+
+describe('thinking suffix', () => {
+  it('prices a suffixed model through its base model', () => {
+    expect(baseModelName('gpt-5.5(xhigh)')).toBe('gpt-5.5');
+    expect(baseModelName('gemini-2.5-pro(8192)')).toBe('gemini-2.5-pro');
+    expect(baseModelName('gpt-4o-mini')).toBe('gpt-4o-mini');
+    const prices = { 'gpt-5.5': { prompt: 1, completion: 2 } };
+    expect(priceFor(prices, 'gpt-5.5(high)')?.prompt).toBe(1);
+    expect(priceFor(prices, 'o4-mini')).toBeUndefined();
   });
 });

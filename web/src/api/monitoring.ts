@@ -167,8 +167,22 @@ export interface EventRow {
   event_hash: string;
   timestamp_ms: number;
   model: string;
+  analytics_model?: string;
   requested_model?: string;
   resolved_model?: string;
+  client_ip?: string;
+  x_forwarded_for?: string;
+  user_agent?: string;
+  auth_file_snapshot?: string;
+  auth_project_id_snapshot?: string;
+  executor_type?: string;
+  response_metadata?: Record<string, unknown>;
+  header_quota_recover_at_ms?: number;
+  header_quota_used_percent?: number;
+  header_quota_plan_type?: string;
+  header_error_kind?: string;
+  header_error_code?: string;
+  header_trace_id?: string;
   endpoint: string;
   method: string;
   path: string;
@@ -193,7 +207,6 @@ export interface EventRow {
   failed: boolean;
   fail_status_code?: number;
   fail_summary?: string;
-  cost?: number;
 }
 
 export interface EventsPage {
@@ -232,6 +245,7 @@ export interface AnalyticsResponse {
     failure: number;
     tokens: number;
     cost: number;
+    average_latency_ms?: number | null;
   })[];
   failure_sources?: (Identity & { calls: number; failure: number; last_seen_ms: number })[];
   account_stats?: StatRow[];
@@ -253,4 +267,28 @@ export const postAnalytics = (conn: Connection, body: AnalyticsRequest) =>
 export function optionValues(list: string[] | undefined, rows?: { model?: string }[]): string[] {
   if (list && list.length) return [...new Set(list)].sort();
   return [...new Set((rows ?? []).map((r) => r.model ?? '').filter(Boolean))].sort();
+}
+
+type ChannelShareRow = NonNullable<AnalyticsResponse['channel_share']>[number];
+
+/**
+ * Account rows for the monitoring "accounts" tab: `account_stats` when the server provides
+ * it, else derived from `channel_share` (same identity fields, fewer token columns).
+ */
+export function accountRows(r: AnalyticsResponse): StatRow[] {
+  if (r.account_stats?.length) return r.account_stats;
+  return (r.channel_share ?? []).map((c: ChannelShareRow) => ({
+    ...c,
+    success_calls: c.success,
+    failure_calls: c.failure,
+    success_rate: c.calls > 0 ? c.success / c.calls : 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cached_tokens: 0,
+    cache_read_tokens: 0,
+    cache_creation_tokens: 0,
+    total_tokens: c.tokens,
+    average_latency_ms: c.average_latency_ms ?? null,
+    last_seen_ms: 0,
+  }));
 }

@@ -33,12 +33,55 @@ export const kLegacyImportLimitBytes = 64 * 1024 * 1024;
 export const kSessionStorageKey = 'cpa-manager-plus:usage-import-sessions:v1';
 const kBase = '/v0/management/usage/import-sessions';
 
-/** Downloads the JSONL export; returns the blob and the server-chosen file name. */
-export async function exportUsage(conn: Connection): Promise<{ blob: Blob; filename: string }> {
-  const res = await rawRequest(conn, '/v0/management/usage/export', { timeoutMs: 60_000 });
+export interface ExportRange {
+  fromMs?: number;
+  toMs?: number;
+}
+
+/**
+ * Keeps the JSONL lines whose `timestamp_ms` lies in [fromMs, toMs). Servers that ignore the
+ * range query parameters still yield a correct range file this way; lines that do not parse
+ * are dropped only when a range is set.
+ */
+export function filterJsonlByRange(text: string, range: ExportRange): string {
+  if (range.fromMs === undefined && range.toMs === undefined) return text;
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const ts = (JSON.parse(line) as { timestamp_ms?: unknown }).timestamp_ms;
+      if (typeof ts !== 'number') continue;
+      if (range.fromMs !== undefined && ts < range.fromMs) continue;
+      if (range.toMs !== undefined && ts >= range.toMs) continue;
+      out.push(line);
+    } catch {
+      // not an event line
+    }
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+/**
+ * Downloads the JSONL export (whole, or `[fromMs, toMs)` via `from_ms`/`to_ms`); returns the
+ * blob, the server-chosen file name and the number of events.
+ */
+export async function exportUsage(
+  conn: Connection,
+  range: ExportRange = {},
+): Promise<{ blob: Blob; filename: string; lines: number }> {
+  const res = await rawRequest(conn, '/v0/management/usage/export', {
+    timeoutMs: 120_000,
+    query: { from_ms: range.fromMs, to_ms: range.toMs },
+  });
   const cd = res.headers.get('content-disposition') ?? '';
   const m = /filename="?([^";]+)"?/i.exec(cd);
-  return { blob: await res.blob(), filename: m?.[1] ?? 'usage-events.jsonl' };
+  const text = filterJsonlByRange(await res.text(), range);
+  const lines = text ? text.split('\n').filter((l) => l.trim()).length : 0;
+  return {
+    blob: new Blob([text], { type: 'application/x-ndjson' }),
+    filename: m?.[1] ?? 'usage-events.jsonl',
+    lines,
+  };
 }
 
 export const importUsageLegacy = (conn: Connection, file: Blob) =>

@@ -52,8 +52,23 @@ export function CollectorCard(props: { status: ServerStatus }) {
           {formatNumber(c?.totalSkipped, lang)}
         </dd>
       </dl>
-      {c?.lastError && (
+      {c?.lastError && (props.status.events ?? 0) > 0 && (
         <div class="notice tone-error">{t('collector.lastError', { error: c.lastError })}</div>
+      )}
+      {!props.status.events && (
+        <div
+          class={`notice tone-${c?.collector === 'running' ? 'info' : 'warn'}`}
+          data-testid="collector-empty"
+        >
+          <strong>{t('collector.emptyTitle')}</strong>
+          <div>
+            {c?.lastError
+              ? t('collector.emptyError', { error: c.lastError })
+              : c?.collector === 'running' || c?.collector === 'starting'
+                ? t('collector.emptyRunning')
+                : t('collector.emptyStopped', { state: c?.collector ?? t('collector.unknown') })}
+          </div>
+        </div>
       )}
     </Card>
   );

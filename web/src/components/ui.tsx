@@ -30,9 +30,17 @@ export function Stat(props: {
   value: ComponentChildren;
   hint?: ComponentChildren;
   tone?: string;
+  /** Exact numeric value behind a compact display (exposed as data-value, and as a tooltip). */
+  raw?: number;
+  testId?: string;
 }) {
   return (
-    <div class={`stat ${props.tone ? `tone-${props.tone}` : ''}`}>
+    <div
+      class={`stat ${props.tone ? `tone-${props.tone}` : ''}`}
+      data-testid={props.testId}
+      data-value={props.raw}
+      title={props.raw !== undefined ? String(props.raw) : undefined}
+    >
       <div class="stat-label">{props.label}</div>
       <div class="stat-value">{props.value}</div>
       {props.hint !== undefined && <div class="stat-hint">{props.hint}</div>}
@@ -106,7 +114,11 @@ export function Table<R>(props: {
   rows: R[];
   rowKey: (r: R, i: number) => string;
   caption?: string;
+  /** Makes rows clickable (and keyboard-activatable with Enter/Space). */
+  onRowClick?: (r: R) => void;
+  rowClass?: (r: R) => string;
 }) {
+  const click = props.onRowClick;
   return (
     <div class="table-wrap" tabIndex={0} role="region" aria-label={props.caption ?? 'table'}>
       <table>
@@ -122,7 +134,22 @@ export function Table<R>(props: {
         </thead>
         <tbody>
           {props.rows.map((r, i) => (
-            <tr key={props.rowKey(r, i)}>
+            <tr
+              key={props.rowKey(r, i)}
+              class={[click ? 'clickable' : '', props.rowClass?.(r) ?? ''].join(' ').trim()}
+              {...(click
+                ? {
+                    tabIndex: 0,
+                    onClick: () => click(r),
+                    onKeyDown: (e: KeyboardEvent) => {
+                      if (e.key === 'Enter' || e.key === ' ') {
+                        e.preventDefault();
+                        click(r);
+                      }
+                    },
+                  }
+                : {})}
+            >
               {props.columns.map((c) => (
                 <td key={c.key} class={c.numeric ? 'num' : ''} data-label={c.label}>
                   {c.render(r)}

@@ -32,7 +32,8 @@ export function analyticsIncludeForTab(
     case 'apiKeys':
       return { api_key_stats: true };
     case 'credentials':
-      return { credential_stats: true };
+      // channel_share is the fallback for servers that do not compute credential_stats yet.
+      return { credential_stats: true, channel_share: true };
     case 'heatmap':
       return { heatmap: true };
   }

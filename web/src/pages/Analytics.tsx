@@ -18,6 +18,7 @@ import {
 import { fromLocalInput, resolveRange, toLocalInput, type AnalyticsRange } from '../lib/ranges';
 import { analyticsIncludeForTab, kAnalyticsTabs, type AnalyticsTab } from '../lib/analyticsTabs';
 import {
+  accountRows,
   postAnalytics,
   type AnalyticsFilters,
   type AnalyticsResponse,
@@ -293,7 +294,7 @@ function TabBody(props: {
         prev ? formatPercent((cur - prev) / prev) : '—';
       return (
         <>
-          <SummaryCards s={r.summary} />
+          <SummaryCards s={r.summary} compact />
           {c && (
             <div class="stats-grid">
               <Stat
@@ -457,7 +458,11 @@ function TabBody(props: {
     case 'apiKeys':
     case 'credentials': {
       const rows: StatRow[] =
-        (props.tab === 'apiKeys' ? r.api_key_stats : r.credential_stats) ?? [];
+        props.tab === 'apiKeys'
+          ? (r.api_key_stats ?? [])
+          : r.credential_stats?.length
+            ? r.credential_stats
+            : accountRows(r);
       if (!rows.length) return <Empty />;
       return (
         <Table

@@ -23,6 +23,7 @@ import { Async, Badge, Card, Empty, ErrorBox, Loading, Stat, Table } from '../co
 import { Chart, kPalette } from '../components/Chart';
 import { CollectorCard } from '../components/Collector';
 import { useAliasMap, callerLabel } from '../lib/aliases';
+import { redactSecrets } from '../lib/redact';
 
 function ConnectionCard() {
   const t = useT();
@@ -265,6 +266,8 @@ function UsageBlocks() {
       <div class="stats-grid" data-testid="today-stats">
         <Stat
           label={t('metric.requests')}
+          testId="stat-requests"
+          raw={today.total_calls}
           value={formatCompact(today.total_calls)}
           hint={`${formatNumber(today.success_calls, lang)} ✓ · ${formatNumber(today.failure_calls, lang)} ✗`}
         />
@@ -283,13 +286,22 @@ function UsageBlocks() {
         />
         <Stat
           label={t('metric.tokens')}
+          testId="stat-tokens"
+          raw={today.total_tokens}
           value={formatCompact(today.total_tokens)}
           hint={`${t('metric.input')} ${formatCompact(today.input_tokens)} · ${t('metric.output')} ${formatCompact(today.output_tokens)}`}
         />
-        <Stat label={t('metric.cost')} value={formatUsd(today.total_cost)} />
+        <Stat
+          label={t('metric.cost')}
+          testId="stat-cost"
+          raw={today.total_cost}
+          value={formatUsd(today.total_cost)}
+        />
         <Stat label={t('metric.avgLatency')} value={formatDuration(today.average_latency_ms)} />
         <Stat
           label={t('metric.rpm')}
+          testId="stat-rpm"
+          raw={s.rolling_30m.rpm}
           value={formatNumber(s.rolling_30m.rpm, lang)}
           hint={`${t('metric.tpm')} ${formatCompact(s.rolling_30m.tpm)}`}
         />
@@ -434,6 +446,52 @@ function UsageBlocks() {
           <Empty />
         )}
       </Card>
+      {s.failure_sources.length > 0 && (
+        <Card title={t('dashboard.failureSources')}>
+          <Table
+            caption={t('dashboard.failureSources')}
+            rows={s.failure_sources}
+            rowKey={(r, i) => `${r.source_hash ?? ''}-${r.auth_index}-${i}`}
+            columns={[
+              {
+                key: 'who',
+                label: t('metric.credential'),
+                render: (r) => (
+                  <>
+                    <Badge tone={r.tone ?? 'bad'}>●</Badge> {identityLabel(r)}
+                  </>
+                ),
+              },
+              {
+                key: 'provider',
+                label: t('metric.provider'),
+                render: (r) => r.auth_provider_snapshot ?? '—',
+              },
+              {
+                key: 'fail',
+                label: t('metric.failure'),
+                render: (r) =>
+                  `${formatNumber(r.failures ?? r.failure ?? 0, lang)} / ${formatNumber(r.calls, lang)}`,
+                numeric: true,
+              },
+              {
+                key: 'rate',
+                label: t('metric.failureRate'),
+                render: (r) =>
+                  formatPercent(
+                    r.failure_rate ?? (r.calls ? (r.failures ?? r.failure ?? 0) / r.calls : 0),
+                  ),
+                numeric: true,
+              },
+              {
+                key: 'seen',
+                label: t('metric.lastSeen'),
+                render: (r) => formatDateTime(r.last_seen_ms),
+              },
+            ]}
+          />
+        </Card>
+      )}
       <Card title={t('dashboard.recentFailures')}>
         {s.recent_failures.length ? (
           <Table
@@ -462,8 +520,8 @@ function UsageBlocks() {
                 key: 'sum',
                 label: t('metric.failSummary'),
                 render: (r) => (
-                  <span class="clip" title={r.fail_summary}>
-                    {r.fail_summary ?? '—'}
+                  <span class="clip" title={redactSecrets(r.fail_summary)}>
+                    {redactSecrets(r.fail_summary) || '—'}
                   </span>
                 ),
               },

@@ -25,7 +25,10 @@ import {
   type ImportResult,
   type ImportSession,
 } from '../api/usage';
-import { Card, ErrorBox, Notice, Progress } from '../components/ui';
+import { Card, ErrorBox, Notice, Progress, Select } from '../components/ui';
+import { fromLocalInput, resolveRange, toLocalInput, type MonitoringRange } from '../lib/ranges';
+
+type ExportScope = Exclude<MonitoringRange, '14d'>;
 
 /** Stable 32-hex resume key for a file: same name, size and mtime → same session. */
 export function resumeKeyFor(name: string, size: number, lastModified: number): string {
@@ -40,6 +43,9 @@ export function ImportExportPage() {
   const session = useSession();
   const [exporting, setExporting] = useState(false);
   const [exportError, setExportError] = useState<unknown>(undefined);
+  const [scope, setScope] = useState<ExportScope>('all');
+  const [custom, setCustom] = useState(() => ({ from: Date.now() - 86_400_000, to: Date.now() }));
+  const [exported, setExported] = useState<number | null>(null);
   const [file, setFile] = useState<File | null>(null);
   const [progress, setProgress] = useState<number | null>(null);
   const [phase, setPhase] = useState('');
@@ -50,8 +56,16 @@ export function ImportExportPage() {
   const doExport = async () => {
     setExporting(true);
     setExportError(undefined);
+    setExported(null);
     try {
-      const { blob, filename } = await exportUsage(session);
+      const range =
+        scope === 'all'
+          ? {}
+          : (({ from, to }) => ({ fromMs: from, toMs: to }))(
+              resolveRange(scope, Date.now(), custom),
+            );
+      const { blob, filename, lines } = await exportUsage(session, range);
+      setExported(lines);
       const url = URL.createObjectURL(blob);
       const a = document.createElement('a');
       a.href = url;
@@ -146,6 +160,43 @@ export function ImportExportPage() {
       <h1>{t('nav.importExport')}</h1>
       <Card title={t('io.export')}>
         <p class="muted">{t('io.exportHint')}</p>
+        <div class="toolbar">
+          <Select
+            label={t('io.exportRange')}
+            value={scope}
+            onChange={setScope}
+            options={(['all', 'today', '7d', '30d', 'custom'] as ExportScope[]).map((r) => ({
+              value: r,
+              label: r === 'all' ? t('io.exportAll') : t(`range.${r}`),
+            }))}
+          />
+          {scope === 'custom' && (
+            <>
+              <label class="field field-inline">
+                <span>{t('filter.from')}</span>
+                <input
+                  type="datetime-local"
+                  value={toLocalInput(custom.from)}
+                  onChange={(e) => {
+                    const v = fromLocalInput(e.currentTarget.value);
+                    if (v) setCustom({ ...custom, from: v });
+                  }}
+                />
+              </label>
+              <label class="field field-inline">
+                <span>{t('filter.to')}</span>
+                <input
+                  type="datetime-local"
+                  value={toLocalInput(custom.to)}
+                  onChange={(e) => {
+                    const v = fromLocalInput(e.currentTarget.value);
+                    if (v) setCustom({ ...custom, to: v });
+                  }}
+                />
+              </label>
+            </>
+          )}
+        </div>
         <button
           type="button"
           class="btn btn-primary"
@@ -154,6 +205,13 @@ export function ImportExportPage() {
         >
           {exporting ? t('common.working') : t('io.exportButton')}
         </button>
+        {exported !== null && (
+          <Notice tone="good">
+            <span data-testid="export-count">
+              {t('io.exported', { count: formatNumber(exported, lang) })}
+            </span>
+          </Notice>
+        )}
         {exportError !== undefined && <ErrorBox error={exportError} />}
       </Card>
       <Card title={t('io.import')}>
@@ -200,6 +258,13 @@ export function ImportExportPage() {
         {error !== undefined && <ErrorBox error={error} />}
         {result && (
           <Notice tone={result.failed ? 'warn' : 'good'}>
+            <span class="sr-only" data-testid="import-result">
+              {JSON.stringify({
+                added: result.added,
+                skipped: result.skipped,
+                total: result.total,
+              })}
+            </span>
             {t('io.result', {
               added: formatNumber(result.added, lang),
               skipped: formatNumber(result.skipped, lang),

@@ -1,6 +1,7 @@
 // Request monitoring (panel spec A.4.8): toolbar + filters, summary cards, timeline, tabs
 // (accounts, API keys, realtime events with keyset paging). Each tab fetches its own block.
-import { useMemo, useState } from 'preact/hooks';
+import { Fragment } from 'preact';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import { useT, langStore } from '../i18n';
 import { useStore, safeStorage } from '../lib/store';
@@ -19,6 +20,7 @@ import {
 } from '../lib/format';
 import { fromLocalInput, resolveRange, toLocalInput, type MonitoringRange } from '../lib/ranges';
 import {
+  accountRows,
   postAnalytics,
   type AnalyticsFilters,
   type AnalyticsRequest,
@@ -41,6 +43,7 @@ import {
 } from '../components/ui';
 import { Chart, kPalette } from '../components/Chart';
 import { useAliasMap, callerLabel } from '../lib/aliases';
+import { maskAccount, maskEmails, redactSecrets } from '../lib/redact';
 
 type Tab = 'accounts' | 'apiKeys' | 'events';
 type StatusFilter = 'all' | 'success' | 'failed';
@@ -49,6 +52,7 @@ interface UiState {
   range: MonitoringRange;
   refreshMs: number;
   tab: Tab;
+  maskAccounts: boolean;
 }
 
 const kUiKey = 'monitoring.centerUiState';
@@ -56,9 +60,14 @@ const kUiKey = 'monitoring.centerUiState';
 function loadUi(): UiState {
   try {
     const v = JSON.parse(safeStorage.get(kUiKey) ?? '{}') as Partial<UiState>;
-    return { range: v.range ?? 'today', refreshMs: v.refreshMs ?? 0, tab: v.tab ?? 'accounts' };
+    return {
+      range: v.range ?? 'today',
+      refreshMs: v.refreshMs ?? 0,
+      tab: v.tab ?? 'accounts',
+      maskAccounts: v.maskAccounts ?? false,
+    };
   } catch {
-    return { range: 'today', refreshMs: 0, tab: 'accounts' };
+    return { range: 'today', refreshMs: 0, tab: 'accounts', maskAccounts: false };
   }
 }
 
@@ -70,7 +79,8 @@ export function statusFilters(
   return { include_failed: true, failed_only: false };
 }
 
-export function SummaryCards(props: { s: Summary }) {
+/** Summary stat cards; `compact` hides the fields a compact-profile summary leaves at 0. */
+export function SummaryCards(props: { s: Summary; compact?: boolean }) {
   const t = useT();
   const lang = useStore(langStore);
   const s = props.s;
@@ -78,6 +88,8 @@ export function SummaryCards(props: { s: Summary }) {
     <div class="stats-grid" data-testid="summary-cards">
       <Stat
         label={t('metric.requests')}
+        testId="summary-requests"
+        raw={s.total_calls}
         value={formatCompact(s.total_calls)}
         hint={`${formatNumber(s.success_calls, lang)} ✓ · ${formatNumber(s.failure_calls, lang)} ✗`}
       />
@@ -93,21 +105,31 @@ export function SummaryCards(props: { s: Summary }) {
         value={formatDuration(s.average_latency_ms)}
         hint={s.p95_latency_ms ? `P95 ${formatDuration(s.p95_latency_ms)}` : undefined}
       />
-      <Stat
-        label={t('metric.rpm')}
-        value={formatNumber(s.rpm_30m, lang)}
-        hint={`${t('metric.tpm')} ${formatCompact(s.tpm_30m)}`}
-      />
-      <Stat
-        label={t('metric.avgDaily')}
-        value={formatCompact(s.avg_daily_requests)}
-        hint={`${formatCompact(s.avg_daily_tokens)} ${t('metric.tokens')}`}
-      />
-      <Stat
-        label={t('metric.tasks')}
-        value={formatNumber(s.approx_tasks, lang)}
-        hint={formatPercent(s.approx_task_success_rate)}
-      />
+      {props.compact ? (
+        <Stat
+          label={t('metric.cacheHitRate')}
+          value={formatPercent(s.cache_hit_rate ?? 0)}
+          hint={`${t('metric.zeroToken')} ${formatNumber(s.zero_token_calls, lang)}`}
+        />
+      ) : (
+        <>
+          <Stat
+            label={t('metric.rpm')}
+            value={formatNumber(s.rpm_30m, lang)}
+            hint={`${t('metric.tpm')} ${formatCompact(s.tpm_30m)}`}
+          />
+          <Stat
+            label={t('metric.avgDaily')}
+            value={formatCompact(s.avg_daily_requests)}
+            hint={`${formatCompact(s.avg_daily_tokens)} ${t('metric.tokens')}`}
+          />
+          <Stat
+            label={t('metric.tasks')}
+            value={formatNumber(s.approx_tasks, lang)}
+            hint={formatPercent(s.approx_task_success_rate)}
+          />
+        </>
+      )}
     </div>
   );
 }
@@ -174,13 +196,27 @@ export function MonitoringPage() {
   const [status, setStatus] = useState<StatusFilter>('all');
   const [autoTick, setAutoTick] = useState(0);
   const [cursor, setCursor] = useState<{ ms: number; id: number }[]>([]);
+  const [detail, setDetail] = useState<EventRow | null>(null);
+  const closeDetail = useCallback(() => setDetail(null), []);
+  const who = (r: Parameters<typeof identityLabel>[0]) =>
+    ui.maskAccounts ? maskAccount(identityLabel(r)) : identityLabel(r);
 
   const update = (patch: Partial<UiState>) => {
     const next = { ...ui, ...patch };
     setUi(next);
     safeStorage.set(kUiKey, JSON.stringify(next));
   };
+  // Auto refresh runs only while the browser tab is visible (useInterval skips hidden ticks);
+  // coming back to the tab refreshes at once instead of waiting for the next period.
   useInterval(() => setAutoTick((n) => n + 1), ui.refreshMs);
+  useEffect(() => {
+    if (ui.refreshMs <= 0) return undefined;
+    const onVisible = () => {
+      if (document.visibilityState === 'visible') setAutoTick((n) => n + 1);
+    };
+    document.addEventListener('visibilitychange', onVisible);
+    return () => document.removeEventListener('visibilitychange', onVisible);
+  }, [ui.refreshMs]);
 
   const base = useMemo((): Omit<AnalyticsRequest, 'include'> => {
     const now = Date.now();
@@ -225,7 +261,7 @@ export function MonitoringPage() {
         ...base,
         include:
           ui.tab === 'accounts'
-            ? { account_stats: true }
+            ? { account_stats: true, channel_share: true }
             : ui.tab === 'apiKeys'
               ? { api_key_stats: true }
               : {
@@ -246,6 +282,12 @@ export function MonitoringPage() {
   ];
   const modelList = fo?.models ?? fo?.model_stats?.map((m) => m.model);
   const accountList = fo?.accounts ?? fo?.account_stats?.map((a) => identityLabel(a));
+  const accountOptions = [
+    { value: '', label: t('common.all') },
+    ...[...new Set(accountList ?? [])]
+      .sort()
+      .map((v) => ({ value: v, label: ui.maskAccounts ? maskAccount(v) : v })),
+  ];
   const keyList =
     fo?.api_key_hashes ?? fo?.api_key_stats?.map((a) => a.api_key_hash ?? '').filter(Boolean);
 
@@ -390,7 +432,7 @@ export function MonitoringPage() {
             setAccount(v);
             resetPaging();
           }}
-          options={opt(accountList)}
+          options={accountOptions}
         />
         <Select
           label={t('metric.apiKey')}
@@ -420,6 +462,15 @@ export function MonitoringPage() {
             { value: 'failed', label: t('metric.failure') },
           ]}
         />
+        <label class="field field-inline check">
+          <input
+            type="checkbox"
+            data-testid="mask-accounts"
+            checked={ui.maskAccounts}
+            onChange={(e) => update({ maskAccounts: e.currentTarget.checked })}
+          />
+          <span>{t('monitoring.maskAccounts')}</span>
+        </label>
         <div class="toolbar-actions">
           <Link href="/usage-io" class="btn btn-small">
             {t('nav.importExport')}
@@ -463,7 +514,7 @@ export function MonitoringPage() {
           <Async state={tabState}>
             {(r) => {
               if (ui.tab === 'accounts') {
-                const rows = r.account_stats ?? [];
+                const rows = accountRows(r);
                 return rows.length ? (
                   <Table
                     caption={t('monitoring.tab.accounts')}
@@ -473,7 +524,7 @@ export function MonitoringPage() {
                       label: t('metric.account'),
                       render: (x) => (
                         <>
-                          {identityLabel(x)}{' '}
+                          {who(x)}{' '}
                           {x.auth_provider_snapshot && (
                             <Badge tone="empty">{x.auth_provider_snapshot}</Badge>
                           )}
@@ -507,10 +558,10 @@ export function MonitoringPage() {
               if (!page || !page.items.length) return <Empty />;
               return (
                 <>
-                  <div class="muted small">
+                  <div class="muted small" data-testid="events-total" data-value={page.total_count}>
                     {t('monitoring.totalEvents', { count: formatNumber(page.total_count, lang) })}
                   </div>
-                  <EventsTable rows={page.items} aliases={aliases} />
+                  <EventsTable rows={page.items} aliases={aliases} who={who} onOpen={setDetail} />
                   <div class="pager">
                     <button
                       type="button"
@@ -537,11 +588,25 @@ export function MonitoringPage() {
           </Async>
         </div>
       </Card>
+      {detail && (
+        <EventDrawer
+          ev={detail}
+          who={who}
+          aliases={aliases}
+          mask={ui.maskAccounts}
+          onClose={closeDetail}
+        />
+      )}
     </div>
   );
 }
 
-function EventsTable(props: { rows: EventRow[]; aliases: Map<string, string> }) {
+function EventsTable(props: {
+  rows: EventRow[];
+  aliases: Map<string, string>;
+  who: (r: EventRow) => string;
+  onOpen: (r: EventRow) => void;
+}) {
   const t = useT();
   const lang = useStore(langStore);
   return (
@@ -549,9 +614,11 @@ function EventsTable(props: { rows: EventRow[]; aliases: Map<string, string> }) 
       caption={t('monitoring.tab.events')}
       rows={props.rows}
       rowKey={(r, i) => `${r.event_hash}-${i}`}
+      onRowClick={props.onOpen}
+      rowClass={(r) => (r.failed ? 'row-failed' : '')}
       columns={[
         { key: 'time', label: t('metric.time'), render: (r) => formatDateTime(r.timestamp_ms) },
-        { key: 'src', label: t('metric.credential'), render: (r) => identityLabel(r) },
+        { key: 'src', label: t('metric.credential'), render: (r) => props.who(r) },
         {
           key: 'caller',
           label: t('metric.caller'),
@@ -562,7 +629,7 @@ function EventsTable(props: { rows: EventRow[]; aliases: Map<string, string> }) 
           label: t('metric.model'),
           render: (r) => (
             <span title={r.resolved_model}>
-              {r.model}
+              {r.analytics_model || r.model}
               {r.reasoning_effort ? ` (${r.reasoning_effort})` : ''}
             </span>
           ),
@@ -572,9 +639,7 @@ function EventsTable(props: { rows: EventRow[]; aliases: Map<string, string> }) 
           label: t('metric.status'),
           render: (r) =>
             r.failed ? (
-              <Badge tone="bad">
-                <span title={r.fail_summary}>{r.fail_status_code ?? '✗'}</span>
-              </Badge>
+              <Badge tone="bad">{r.fail_status_code ?? '✗'}</Badge>
             ) : (
               <Badge tone="good">✓</Badge>
             ),
@@ -612,8 +677,132 @@ function EventsTable(props: { rows: EventRow[]; aliases: Map<string, string> }) 
           ),
           numeric: true,
         },
-        { key: 'cost', label: t('metric.cost'), render: (r) => formatUsd(r.cost), numeric: true },
       ]}
     />
+  );
+}
+
+/** Side drawer with every field of one event and its (redacted) failure evidence. */
+function EventDrawer(props: {
+  ev: EventRow;
+  who: (r: EventRow) => string;
+  aliases: Map<string, string>;
+  mask: boolean;
+  onClose: () => void;
+}) {
+  const t = useT();
+  const lang = useStore(langStore);
+  const ev = props.ev;
+  const closeRef = useRef<HTMLButtonElement>(null);
+  // Layout effect: the Escape handler and focus are in place before the drawer is painted.
+  useLayoutEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') props.onClose();
+    };
+    document.addEventListener('keydown', onKey);
+    const previous = document.activeElement as HTMLElement | null;
+    closeRef.current?.focus();
+    return () => {
+      document.removeEventListener('keydown', onKey);
+      previous?.focus();
+    };
+  }, [props.onClose]);
+  const m = (v: string | undefined) => (v ? (props.mask ? maskAccount(v) : v) : '—');
+  const facts: [string, preact.ComponentChildren][] = [
+    [t('metric.time'), formatDateTime(ev.timestamp_ms)],
+    [t('monitoring.detail.requestId'), ev.request_id ?? '—'],
+    [t('monitoring.detail.endpoint'), ev.endpoint || `${ev.method} ${ev.path}`],
+    [t('metric.model'), ev.model],
+    [t('monitoring.detail.resolvedModel'), ev.resolved_model ?? '—'],
+    [t('monitoring.detail.reasoning'), ev.reasoning_effort ?? '—'],
+    [t('monitoring.detail.serviceTier'), ev.service_tier ?? '—'],
+    [t('metric.credential'), props.who(ev)],
+    [t('metric.provider'), ev.auth_provider_snapshot || '—'],
+    [t('monitoring.detail.authFile'), m(ev.auth_file_snapshot)],
+    [t('monitoring.detail.authIndex'), ev.auth_index || '—'],
+    [t('monitoring.detail.executor'), ev.executor_type ?? '—'],
+    [t('metric.caller'), callerLabel(ev.api_key_hash, props.aliases)],
+    [t('monitoring.detail.clientIp'), ev.client_ip ?? '—'],
+    [t('monitoring.detail.userAgent'), ev.user_agent ?? '—'],
+    [t('metric.latency'), formatDuration(ev.latency_ms)],
+    ['TTFT', ev.ttft_ms ? formatDuration(ev.ttft_ms) : '—'],
+    [
+      t('metric.tokens'),
+      `${formatNumber(ev.total_tokens, lang)} (${t('metric.input')} ${formatNumber(ev.input_tokens, lang)} · ${t('metric.output')} ${formatNumber(ev.output_tokens, lang)} · ${t('metric.reasoning')} ${formatNumber(ev.reasoning_tokens, lang)} · cache ${formatNumber(ev.cache_read_tokens, lang)}/${formatNumber(ev.cache_creation_tokens, lang)})`,
+    ],
+  ];
+  const evidence = ev.fail_summary ? maskEmails(redactSecrets(ev.fail_summary)) : '';
+  const meta = ev.response_metadata
+    ? maskEmails(redactSecrets(JSON.stringify(ev.response_metadata, null, 2)))
+    : '';
+  return (
+    <div class="drawer-backdrop" onClick={props.onClose}>
+      <aside
+        class="drawer"
+        role="dialog"
+        aria-modal="true"
+        aria-label={t('monitoring.detail.title')}
+        data-testid="event-drawer"
+        onClick={(e) => e.stopPropagation()}
+      >
+        <header class="drawer-head">
+          <h2>{t('monitoring.detail.title')}</h2>
+          {ev.failed ? (
+            <Badge tone="bad">{ev.fail_status_code ?? t('metric.failure')}</Badge>
+          ) : (
+            <Badge tone="good">{t('metric.success')}</Badge>
+          )}
+          <button
+            type="button"
+            class="btn btn-small"
+            ref={closeRef}
+            onClick={props.onClose}
+            aria-label={t('common.close')}
+          >
+            ✕
+          </button>
+        </header>
+        <dl class="facts">
+          {facts.map(([k, v]) => (
+            <Fragment key={k}>
+              <dt>{k}</dt>
+              <dd class="break">{v}</dd>
+            </Fragment>
+          ))}
+        </dl>
+        {ev.failed && (
+          <section data-testid="fail-evidence">
+            <h3 class="sub">{t('monitoring.detail.evidence')}</h3>
+            <dl class="facts">
+              <dt>{t('metric.status')}</dt>
+              <dd>{ev.fail_status_code ?? '—'}</dd>
+              {ev.header_error_kind && (
+                <>
+                  <dt>{t('monitoring.detail.errorKind')}</dt>
+                  <dd>
+                    {ev.header_error_kind}
+                    {ev.header_error_code ? ` / ${ev.header_error_code}` : ''}
+                  </dd>
+                </>
+              )}
+              {ev.header_trace_id && (
+                <>
+                  <dt>{t('monitoring.detail.traceId')}</dt>
+                  <dd class="break">{ev.header_trace_id}</dd>
+                </>
+              )}
+            </dl>
+            <pre class="evidence">{evidence || '—'}</pre>
+            <p class="muted small">{t('monitoring.detail.redactedNote')}</p>
+          </section>
+        )}
+        {meta && (
+          <details>
+            <summary>{t('monitoring.detail.headers')}</summary>
+            <pre class="evidence">{meta}</pre>
+          </details>
+        )}
+      </aside>
+    </div>
   );
 }
