@@ -63,7 +63,10 @@ int Serve() {
     spdlog::error("open database {}: {}", cfg->db_path, database.status().message());
     return 1;
   }
-  collector::Collector collector(**database, clock);
+  collector::CollectorOptions collector_options;
+  collector_options.raw_json =
+      collector::ParseRawJsonPolicy(cfg->usage_raw_json).value_or(collector::RawJsonPolicy::kFailed);
+  collector::Collector collector(**database, clock, collector_options);
   setup::SetupService setup_service(*cfg, **database, box, clock, collector, started_at);
   auto boot = setup_service.Bootstrap();
   if (!boot.ok()) {

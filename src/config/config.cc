@@ -188,6 +188,10 @@ const Row kRows[] = {
     {.env = "USAGE_RETENTION_DAYS", .json_key = "usageRetentionDays", .default_text = "0",
      .kind = Kind::kNonNegativeInt, .field = &Config::usage_retention_days,
      .description = "Delete usage events older than this many days; 0 keeps everything"},
+    {.env = "USAGE_RAW_JSON", .json_key = "usageRawJson", .default_text = "failed",
+     .kind = Kind::kEnum, .field = &Config::usage_raw_json,
+     .description = "Keep the redacted raw record (raw_json) for: all, failed or none events",
+     .choices = "all|failed|none"},
 };
 // clang-format on
 

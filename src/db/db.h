@@ -127,7 +127,7 @@ class Statement {
 
 // One SQLite connection. Not thread-safe: one thread at a time (Database enforces this for the
 // connections it owns). Opened with busy_timeout 5000 ms and foreign_keys ON; read-write
-// connections also get synchronous FULL and journal_mode WAL. A read-only open never creates
+// connections also get synchronous NORMAL and journal_mode WAL. A read-only open never creates
 // the file.
 class Connection {
  public:
