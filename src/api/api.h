@@ -22,6 +22,7 @@
 #include "net/http.h"
 #include "pricing/pricing.h"
 #include "setup/setup.h"
+#include "usage/usage_data.h"
 
 namespace cpamp::api {
 
@@ -34,6 +35,7 @@ struct Services {
   setup::CollectorControl& collector;
   pricing::Handlers& pricing;
   analytics::Handlers& analytics;
+  usage::DataHandlers& usage_data;
   int64_t started_at_ms = 0;
 };
 
@@ -46,6 +48,8 @@ enum class AuthClass {
 enum class Match { kExact, kPrefix };
 
 using Handler = net::Response (*)(const net::Request&, Services&);
+// A body limit that depends on the request or configuration (overrides Route::body_limit).
+using BodyLimitFn = size_t (*)(const net::RequestHead&, Services&);
 
 struct Route {
   std::string_view method;  // "" = any method
@@ -54,6 +58,7 @@ struct Route {
   AuthClass auth;
   Handler handler;
   size_t body_limit = net::kDefaultBodyLimit;
+  BodyLimitFn body_limit_fn = nullptr;
 };
 
 // The route table (routes.cc).

@@ -114,6 +114,18 @@ Response AnalyticsMethodNotAllowed(const Request& req, Services& s) {
   return s.analytics.MethodNotAllowed(req);
 }
 
+Response CompatibleUsage(const Request& req, Services& s) { return s.usage_data.CompatibleUsage(req); }
+Response ExportUsage(const Request& req, Services& s) { return s.usage_data.Export(req); }
+Response ImportUsage(const Request& req, Services& s) { return s.usage_data.Import(req); }
+Response CreateImportSession(const Request& req, Services& s) {
+  return s.usage_data.CreateSession(req);
+}
+Response ImportSessionRoute(const Request& req, Services& s) { return s.usage_data.SessionRoute(req); }
+Response UsageFamily(const Request& req, Services& s) { return s.usage_data.Route(req); }
+size_t UsageBodyLimit(const net::RequestHead& head, Services& s) {
+  return s.usage_data.BodyLimit(head.method, head.path);
+}
+
 Response NotYetImplemented(const Request& req, Services&) {
   return Response::ErrorJson(501, "endpoint " + req.path() + " is not implemented in this version",
                              "request_failed");
@@ -150,8 +162,16 @@ const std::vector<Route>& Routes() {
        AccountHistory, 1024 * 1024},
       {"", "/v0/management/monitoring/", Match::kPrefix, AuthClass::kAdmin,
        AnalyticsMethodNotAllowed},
-      {"", "/v0/management/usage", Match::kExact, AuthClass::kAdmin, NotYetImplemented},
-      {"", "/v0/management/usage/", Match::kPrefix, AuthClass::kAdmin, NotYetImplemented},
+      {"GET", "/v0/management/usage", Match::kExact, AuthClass::kAdmin, CompatibleUsage},
+      {"GET", "/v0/management/usage/export", Match::kExact, AuthClass::kAdmin, ExportUsage},
+      {"POST", "/v0/management/usage/import", Match::kExact, AuthClass::kAdmin, ImportUsage,
+       usage::kImportBodyLimit},
+      {"POST", "/v0/management/usage/import-sessions", Match::kExact, AuthClass::kAdmin,
+       CreateImportSession, 64 * 1024},
+      {"", "/v0/management/usage/import-sessions/", Match::kPrefix, AuthClass::kAdmin,
+       ImportSessionRoute, net::kDefaultBodyLimit, UsageBodyLimit},
+      {"", "/v0/management/usage/", Match::kPrefix, AuthClass::kAdmin, UsageFamily,
+       net::kDefaultBodyLimit, UsageBodyLimit},
   };
   return kRoutes;
 }
@@ -283,7 +303,7 @@ net::Dispatch ManagerApplication::Classify(const net::RequestHead& head) {
     }
     net::Dispatch d;
     d.kind = net::Dispatch::Kind::kLocal;
-    d.body_limit = found->body_limit;
+    d.body_limit = found->body_limit_fn ? found->body_limit_fn(head, services_) : found->body_limit;
     return d;
   }
   if (path.rfind("/v0/management/", 0) == 0 || path == "/v1/models" || path == "/v1/models/" ||

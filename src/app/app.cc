@@ -12,7 +12,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "analytics/analytics.h"
 #include "api/api.h"
@@ -25,11 +28,45 @@
 #include "pricing/pricing.h"
 #include "security/security.h"
 #include "setup/setup.h"
+#include "usage/usage_data.h"
 
 namespace cpamp::app {
 
 namespace {
 constexpr int64_t kShutdownGraceMs = 10'000;
+
+// Expires idle import sessions: every min(TTL/4, 15 min), at least every second.
+class ImportSessionJanitor {
+ public:
+  ImportSessionJanitor(usage::ImportSessionManager& sessions, int ttl_minutes)
+      : sessions_(sessions),
+        period_ms_(std::clamp<int64_t>(int64_t{ttl_minutes} * 60'000 / 4, 1'000, 15 * 60'000)),
+        thread_([this] { Loop(); }) {}
+  ~ImportSessionJanitor() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(period_ms_), [this] { return stopping_; })) {
+      lock.unlock();
+      sessions_.CleanupExpired();
+      lock.lock();
+    }
+  }
+  usage::ImportSessionManager& sessions_;
+  const int64_t period_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
 constexpr int64_t kRollupPollMs = 5'000;  // rollups trail ingest by at most this (reads stay exact)
 }  // namespace
 
@@ -92,9 +129,19 @@ int Serve() {
   analytics::Options analytics_options;
   analytics_options.rollups_enabled = cfg->dashboard_hourly_rollup_enabled;
   analytics::Handlers analytics_handlers(**database, clock, analytics_options);
+  const std::string imports_dir =
+      (std::filesystem::path(cfg->data_dir.empty()
+                                 ? std::filesystem::path(cfg->db_path).parent_path().string()
+                                 : cfg->data_dir) /
+       "usage-imports")
+          .string();
+  usage::ImportSessionManager import_sessions(
+      **database, imports_dir, usage::ImportSessionLimits::FromConfig(*cfg), clock);
+  usage::DataHandlers usage_handlers(**database, *cfg, import_sessions, clock);
   api::ManagerApplication application(api::Services{*cfg, **database, setup_service, auth,
                                                     collector, pricing_handlers,
-                                                    analytics_handlers, started_at});
+                                                    analytics_handlers, usage_handlers,
+                                                    started_at});
   net::ServerOptions options;
   options.host = listen->host.empty() ? "0.0.0.0" : listen->host;
   options.port = listen->port;
@@ -109,6 +156,8 @@ int Serve() {
   if (!started.ok()) spdlog::warn("collector not started: {}", started.message());
   if (cfg->dashboard_hourly_rollup_enabled) rollups.Start();
   retention.Start();
+  auto janitor = std::make_unique<ImportSessionJanitor>(import_sessions,
+                                                        cfg->usage_import_session_ttl_minutes);
 
   int sig = server.WaitForSignal();
   spdlog::info("shutting down (signal {})", sig);
@@ -116,7 +165,9 @@ int Serve() {
   retention.Stop();
   rollups.Stop();
   server.Stop(kShutdownGraceMs);
-  database->reset();
+  janitor.reset();
+  import_sessions.Stop();
+
   spdlog::info("cpa-manager-plus stopped");
   return 0;
 }

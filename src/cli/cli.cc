@@ -7,7 +7,10 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <boost/json.hpp>
+
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -17,6 +20,7 @@
 #include "config/config.h"
 #include "db/db.h"
 #include "setup/setup.h"
+#include "usage/usage_data.h"
 
 namespace cpamp::cli {
 namespace {
@@ -69,6 +73,73 @@ int ResetAdminKey(const std::string& db_path_flag, const std::string& key_flag,
   return 0;
 }
 
+// The database path from --db-path or the normal configuration (never creating config.json).
+Result<std::string> ResolveDbPath(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  config::LoadOptions options;
+  options.create_default_file = false;
+  auto cfg = config::Load(config::Environment::FromProcess(), options);
+  if (!cfg.ok()) return cfg.status().Prefixed("load config");
+  return cfg->db_path;
+}
+
+int ExportCommand(const std::string& db_flag, const std::string& out, std::optional<int64_t> from,
+                  std::optional<int64_t> to, int64_t limit) {
+  auto db_path = ResolveDbPath(db_flag);
+  if (!db_path.ok()) {
+    spdlog::error("export: {}", db_path.status().message());
+    return 1;
+  }
+  auto looks = db::LooksLikeManagerDatabase(*db_path);
+  if (!looks.ok()) {
+    spdlog::error("export: {}", looks.status().message());
+    return 1;
+  }
+  usage::ExportRange range;
+  range.from_ms = from;
+  range.to_ms = to;
+  range.limit = limit;
+  // Reads one consistent snapshot; safe while a server is running on the same database.
+  auto stats = usage::ExportToFile(*db_path, out, range);
+  if (!stats.ok()) {
+    spdlog::error("export: {}", stats.status().message());
+    return 1;
+  }
+  std::cout << "Exported " << stats->rows << " events (" << stats->bytes << " bytes) to " << out
+            << "\n";
+  return 0;
+}
+
+int ImportCommand(const std::string& db_flag, const std::string& file) {
+  auto db_path = ResolveDbPath(db_flag);
+  if (!db_path.ok()) {
+    spdlog::error("import: {}", db_path.status().message());
+    return 1;
+  }
+  auto lock = db::ProcessLock::Acquire(*db_path);
+  if (!lock.ok()) {
+    spdlog::error("import: stop Manager Server (or import through its API) and retry: {}",
+                  lock.status().message());
+    return 1;
+  }
+  auto database = db::Database::Open(*db_path);
+  if (!database.ok()) {
+    spdlog::error("import: open database {}: {}", *db_path, database.status().message());
+    return 1;
+  }
+  auto report = usage::ImportFile(**database, file);
+  if (!report.ok()) {
+    spdlog::error("import: {}", report.status().message());
+    return 1;
+  }
+  std::cout << boost::json::serialize(report->ToJson()) << "\n";
+  if (!report->status.ok()) {
+    spdlog::error("import stopped: {}", report->status.message());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -95,6 +166,28 @@ int Main(int argc, char** argv) {
   reset->add_option("--admin-key-file", admin_key_file, "Read the new key from this file");
   reset->allow_extras();
 
+  std::string export_db;
+  std::string export_out;
+  std::optional<int64_t> export_from;
+  std::optional<int64_t> export_to;
+  int64_t export_limit = 50'000;
+  auto* exp = cli.add_subcommand(
+      "export", "Write usage events as NDJSON (the format of GET /v0/management/usage/export).");
+  exp->add_option("--db-path", export_db, "SQLite database (default: from configuration)");
+  exp->add_option("-o,--output", export_out, "Output file")->required();
+  exp->add_option("--from-ms", export_from, "Start of the range (epoch ms, inclusive)");
+  exp->add_option("--to-ms", export_to, "End of the range (epoch ms, exclusive)");
+  exp->add_option("--limit", export_limit,
+                  "Without a range: the newest N events (default 50000, like USAGE_QUERY_LIMIT)");
+
+  std::string import_db;
+  std::string import_file;
+  auto* imp = cli.add_subcommand(
+      "import", "Import a usage file (exported NDJSON, JSON arrays, queue records, legacy CPA "
+                "exports) into a stopped server's database; duplicates are skipped.");
+  imp->add_option("--db-path", import_db, "SQLite database (default: from configuration)");
+  imp->add_option("file", import_file, "File to import")->required();
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +196,10 @@ int Main(int argc, char** argv) {
   if (reset->parsed()) {
     return ResetAdminKey(db_path, admin_key, admin_key_file, reset->remaining());
   }
+  if (exp->parsed()) {
+    return ExportCommand(export_db, export_out, export_from, export_to, export_limit);
+  }
+  if (imp->parsed()) return ImportCommand(import_db, import_file);
   (void)serve;
   return app::Serve();
 }

@@ -235,8 +235,9 @@ TEST_F(UsageWriterTest, RawJsonPolicyKeepsTheCopyOnlyWhereAsked) {
   EXPECT_EQ(raw_rows(offset), "0:0");
 }
 
-TEST_F(UsageWriterTest, ThroughputTwoHundredThousandEvents) {
-  constexpr int kRecords = 200'000;
+TEST_F(UsageWriterTest, WritesTwentyThousandEventsInBatches) {
+  // A smoke run; bench/ingest measures throughput end to end.
+  constexpr int kRecords = 20'000;
   // CPAMP_TEST_BATCH=<n> changes the batch size (default 1000) for experiments.
   const char* batch_env = std::getenv("CPAMP_TEST_BATCH");
   const int kBatch = batch_env != nullptr && std::atoi(batch_env) > 0 ? std::atoi(batch_env) : 1000;

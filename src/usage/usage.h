@@ -104,6 +104,15 @@ struct NormalizeResult {
 // The caller stores dead letters verbatim with its own copy of `payload`.
 NormalizeResult NormalizeQueuePayload(std::string_view payload, int64_t now_ms);
 
+// ---- Exported records (§5.4) -------------------------------------------------------------------
+
+// Maps one line of our (or upstream's) JSONL export back to a row: `event_hash`/`eventHash` is
+// taken verbatim (never recomputed, so re-importing an export deduplicates exactly), timestamps
+// and created_at_ms are preserved, `source`/`source_hash` are taken as already masked, the cache
+// mode and effective tier are re-derived. Returns kEvent, or kDeadLetter with the reason when the
+// text is not a JSON object or has no event_hash. `now_ms` stands in for missing times.
+NormalizeResult NormalizeExportedRecord(std::string_view json_text, int64_t now_ms);
+
 // ---- Dedup key ---------------------------------------------------------------------------------
 
 // The text the event hash is taken over (§4.10):

@@ -67,7 +67,8 @@ class ManagerServer:
         self._lines_q = queue.Queue()
         self.proc = subprocess.Popen([self.binary] + (args or []), cwd=self.workdir, env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
         self.port = None
         self.admin_key = None
         if wait:
@@ -106,8 +107,16 @@ class ManagerServer:
                 self.admin_key = m.group(1)
         return self.port
 
+    def _finish_output(self):
+        """After the process ended: collect every remaining line, close the pipe."""
+        self._pump_thread.join(timeout=10)
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+
     def wait_exit(self, timeout=20):
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        self._finish_output()
+        return code
 
     def stop(self):
         if self.proc.poll() is None:
@@ -117,9 +126,7 @@ class ManagerServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        time.sleep(0.05)  # let the pump thread drain the last lines
-        if self.proc.stdout and not self.proc.stdout.closed and self._lines_q.empty():
-            pass
+        self._finish_output()
 
     def log(self):
         return "\n".join(self.lines)
