@@ -163,7 +163,7 @@ class FakeCPA:
     """A small CPA Management API: key check, config with retention, usage-statistics switch,
     and an echo route for proxy tests. Behaviour is tweaked through attributes."""
 
-    def __init__(self, key="cpa-mgmt-key-123456", retention=60):
+    def __init__(self, key="cpa-mgmt-key-123456", retention=60, tls_dir=None):
         self.key = key
         self.retention = retention  # None = omit the field (old CPA)
         self.usage_enabled = False
@@ -236,6 +236,18 @@ class FakeCPA:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
+        if tls_dir:
+            # Self-signed certificate made with the openssl CLI (no network, no fixtures).
+            import ssl
+            cert = os.path.join(tls_dir, "cpa.crt")
+            key_file = os.path.join(tls_dir, "cpa.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", key_file, "-out", cert, "-days", "1",
+                            "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key_file)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.url = "https://127.0.0.1:%d" % self.port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def requests_to(self, path):

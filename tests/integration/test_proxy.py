@@ -118,6 +118,30 @@ class ProxyEdgeTest(unittest.TestCase):
         finally:
             s.stop()
 
+    def test_https_cpa_with_self_signed_certificate(self):
+        import tempfile
+        cpa = FakeCPA(tls_dir=tempfile.mkdtemp(prefix="cpamp-tls-"))
+        s = ManagerServer()
+        try:
+            # Verification on: the self-signed certificate is refused with a clear 502.
+            status, body = s.json("POST", "/setup", {"cpaBaseUrl": cpa.url,
+                                                     "cpaManagementKey": cpa.key}, key=s.admin_key)
+            self.assertEqual(status, 502, body)
+            self.assertIn("tls", body["error"].lower())
+            status, body = s.json("POST", "/setup", {"cpaBaseUrl": cpa.url,
+                                                     "cpaManagementKey": cpa.key,
+                                                     "tlsSkipVerify": True}, key=s.admin_key)
+            self.assertEqual(status, 200, body)
+            status, _, payload = s.call("PUT", "/v0/management/echo?x=1", {"a": 1},
+                                        key=s.admin_key)
+            self.assertEqual(status, 200, payload)
+            echo = json.loads(payload)
+            self.assertEqual(echo["auth"], "Bearer " + cpa.key)
+            self.assertEqual(json.loads(echo["body"]), {"a": 1})
+        finally:
+            s.stop()
+            cpa.close()
+
     def test_configured_cors_origins(self):
         s = ManagerServer(env={"USAGE_CORS_ORIGINS": "https://panel.example, https://b.example"})
         try:
