@@ -8,7 +8,7 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev sqlite3
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 redis-server clang libclang-rt-14-dev chromium
+  python3 redis-server clang libclang-rt-14-dev chromium openssl
 )
 
 missing=()
