@@ -4,7 +4,7 @@
 # Ctrl-C stops both. Data lives in build/demo/ (delete it to start fresh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="$ROOT/build/release"
+BIN="${DEMO_BIN:-$ROOT/build/release}"
 DEMO="$ROOT/build/demo"
 SIM_PORT="${SIM_PORT:-18318}"
 RATE="${RATE:-20}"
