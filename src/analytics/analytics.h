@@ -33,6 +33,10 @@ inline constexpr int64_t kHourMs = 3'600'000;
 inline constexpr int64_t kDayMs = 86'400'000;
 inline constexpr int64_t kMaxEventsPageLimit = 50'000;
 inline constexpr int64_t kDefaultEventsPageLimit = 100;
+inline constexpr int64_t kDefaultDrilldownLimit = 20;
+inline constexpr int64_t kMaxDrilldownLimit = 100;
+inline constexpr size_t kMaxAccountHistoryTargets = 200;
+inline constexpr int64_t kAccountHistoryRecentRequests = 10;
 inline constexpr int64_t kTaskBucketLimit = 500;
 inline constexpr int64_t kRollupBatchEvents = 1'000;  // ids per catch-up transaction
 inline constexpr int64_t kRollupBatchesPerWake = 10;
@@ -51,7 +55,7 @@ class Handlers {
  public:
   Handlers(db::Database& db, const Clock& clock, Options options = {});
 
-  net::Response DashboardSummary(const net::Request& request);    // GET, exact path
+  net::Response DashboardSummary(const net::Request& request);     // GET, exact path
   net::Response MonitoringAnalytics(const net::Request& request);  // POST, exact path
   net::Response HeaderSnapshots(const net::Request& request);      // GET, exact path
   net::Response AccountHistory(const net::Request& request);       // POST, exact path
@@ -73,8 +77,9 @@ struct WorkerStats {
   std::string last_error;
 };
 
-// Folds usage_events (id order) into analytics_hourly_rollups. Each pass runs ≤10 transactions
-// of ≤1,000 ids; a pass is also triggered every poll interval. Rebuilds (from the oldest raw
+// Folds usage_events (id order) into analytics_hourly_rollups and the search projection
+// (analytics_search_rows, own checkpoint). Each pass runs ≤10 transactions of ≤1,000 ids for
+// each; a pass is also triggered every poll interval. Rebuilds (from the oldest raw
 // hour) when the price structure revision changes, because context bands depend on it.
 class RollupWorker {
  public:
@@ -96,9 +101,10 @@ class RollupWorker {
   const int64_t poll_interval_ms_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool wake_ = false;      // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
-  WorkerStats stats_;      // guarded by mu_
+  bool wake_ = false;                       // guarded by mu_
+  bool stopping_ = false;                   // guarded by mu_
+  WorkerStats stats_;                       // guarded by mu_
+  std::atomic<int64_t> last_projected_{0};  // search-projection rows written by the last pass
   std::thread thread_;
 };
 

@@ -15,6 +15,7 @@
 // - Zone offsets come from a lazily built span list (date::sys_info) so per-row local time is a
 //   binary search, not a tz database call.
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <climits>
@@ -26,7 +27,8 @@
 
 namespace cpamp::analytics::internal {
 
-// ---- Tokens / Agg --------------------------------------------------------------------------------
+// ---- Tokens / Agg
+// --------------------------------------------------------------------------------
 
 void Tokens::Add(const Tokens& o) {
   calls += o.calls;
@@ -106,8 +108,7 @@ std::optional<int64_t> P95(std::vector<uint32_t>& samples) {
 
 // ---- Cost keys -------------------------------------------------------------------------------
 
-const CostKeys::Resolved& CostKeys::Resolve(std::string_view requested,
-                                            std::string_view resolved) {
+const CostKeys::Resolved& CostKeys::Resolve(std::string_view requested, std::string_view resolved) {
   scratch_.assign(requested);
   scratch_.push_back('\x1f');
   scratch_.append(resolved);
@@ -147,16 +148,15 @@ int CostKeys::Intern(const Resolved& r, std::string_view requested, std::string_
 }
 
 int CostKeys::ForEvent(std::string_view model, std::string_view requested,
-                       std::string_view resolved, std::string_view tier,
-                       int64_t normalized_input) {
+                       std::string_view resolved, std::string_view tier, int64_t normalized_input) {
   std::string_view eff = requested.empty() ? model : requested;
   const Resolved& r = Resolve(eff, resolved);
   int64_t band = pricing::ContextBandFor(r.price, normalized_input);
   return Intern(r, eff, tier, band);
 }
 
-int CostKeys::ForRollup(std::string_view requested, std::string_view billing,
-                        std::string_view tier, int64_t band) {
+int CostKeys::ForRollup(std::string_view requested, std::string_view billing, std::string_view tier,
+                        int64_t band) {
   // The rollup stores the billing model; resolve with it as the "resolved" model (billing =
   // resolved if non-empty, which is what it is).
   const Resolved& r = Resolve(requested, billing);
@@ -208,8 +208,8 @@ const Zone::Span& Zone::Find(int64_t utc_ms) const {
   auto to_ms = [](date::sys_seconds s) -> int64_t {
     return duration_cast<milliseconds>(s.time_since_epoch()).count();
   };
-  int64_t begin = info.begin.time_since_epoch().count() <= -1e15 / 1000 ? INT64_MIN / 2
-                                                                          : to_ms(info.begin);
+  int64_t begin =
+      info.begin.time_since_epoch().count() <= -1e15 / 1000 ? INT64_MIN / 2 : to_ms(info.begin);
   int64_t end = to_ms(info.end);
   if (info.end.time_since_epoch().count() >= 1e15 / 1000) end = INT64_MAX / 2;
   Span span{begin, end, info.offset.count() * 1000};
@@ -224,8 +224,8 @@ int64_t Zone::NextTransition(int64_t utc_ms) const { return Find(utc_ms).end; }
 int64_t Zone::LocalMidnightUtc(int64_t day) const {
   using namespace std::chrono;
   date::local_days ld{date::days(day)};
-  auto zt = date::zoned_time<milliseconds>(tz_, date::local_time<milliseconds>(ld.time_since_epoch()),
-                                           date::choose::earliest);
+  auto zt = date::zoned_time<milliseconds>(
+      tz_, date::local_time<milliseconds>(ld.time_since_epoch()), date::choose::earliest);
   try {
     return duration_cast<milliseconds>(zt.get_sys_time().time_since_epoch()).count();
   } catch (const std::exception&) {
@@ -281,15 +281,16 @@ std::string Buckets::Label(size_t i) const {
                      static_cast<unsigned>(ymd.day()));
 }
 
-// ---- Filters -------------------------------------------------------------------------------------
+// ---- Filters
+// -------------------------------------------------------------------------------------
 
 bool Filters::RollupEligible() const {
   return search_query.empty() && search_api_key_hash.empty() && providers.empty() &&
-         accounts.empty() && credential_ids.empty() && auth_files.empty() &&
-         auth_indices.empty() && api_key_hashes.empty() && source_hashes.empty() &&
-         project_ids.empty() && request_types.empty() && header_error_kinds.empty() &&
-         header_error_codes.empty() && header_quota_plans.empty() && header_trace_ids.empty() &&
-         min_latency_ms <= 0 && cache_status.empty();
+         accounts.empty() && credential_ids.empty() && auth_files.empty() && auth_indices.empty() &&
+         api_key_hashes.empty() && source_hashes.empty() && project_ids.empty() &&
+         request_types.empty() && header_error_kinds.empty() && header_error_codes.empty() &&
+         header_quota_plans.empty() && header_trace_ids.empty() && min_latency_ms <= 0 &&
+         cache_status.empty();
 }
 
 bool Filters::MatchesModel(std::string_view analytics_model) const {
@@ -299,13 +300,34 @@ bool Filters::MatchesModel(std::string_view analytics_model) const {
 
 namespace {
 
-constexpr std::string_view kSearchColumns[] = {
-    "request_id", "event_hash", "model", "requested_model", "resolved_model", "endpoint",
-    "method", "path", "client_ip", "x_forwarded_for", "user_agent", "source", "source_hash",
-    "api_key_hash", "auth_index", "account_snapshot", "auth_label_snapshot",
-    "auth_file_snapshot", "auth_provider_snapshot", "auth_project_id_snapshot",
-    "reasoning_effort", "service_tier", "executor_type", "fail_summary",
-    "header_quota_plan_type", "header_error_kind", "header_error_code", "header_trace_id"};
+constexpr std::string_view kSearchColumns[] = {"request_id",
+                                               "event_hash",
+                                               "model",
+                                               "requested_model",
+                                               "resolved_model",
+                                               "endpoint",
+                                               "method",
+                                               "path",
+                                               "client_ip",
+                                               "x_forwarded_for",
+                                               "user_agent",
+                                               "source",
+                                               "source_hash",
+                                               "api_key_hash",
+                                               "auth_index",
+                                               "account_snapshot",
+                                               "auth_label_snapshot",
+                                               "auth_file_snapshot",
+                                               "auth_provider_snapshot",
+                                               "auth_project_id_snapshot",
+                                               "reasoning_effort",
+                                               "service_tier",
+                                               "executor_type",
+                                               "fail_summary",
+                                               "header_quota_plan_type",
+                                               "header_error_kind",
+                                               "header_error_code",
+                                               "header_trace_id"};
 
 void AddIn(Where& w, std::string_view expr, const std::vector<std::string>& values) {
   if (values.empty()) return;
@@ -326,12 +348,160 @@ std::string EscapeLike(std::string_view q) {
   return out;
 }
 
+// analytics_search(query, col...): 1 when the lower-ASCII form of any column contains `query`
+// (already lower-ASCII). Same answer as `lower(col) like '%q%' escape '\'` ORed over the columns
+// (SQLite's lower() and LIKE fold ASCII only), in one call per row instead of 28 lower() copies
+// and 28 LIKE evaluations.
+void SearchFn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  const unsigned char* q = sqlite3_value_text(argv[0]);
+  std::string_view needle = q ? reinterpret_cast<const char*>(q) : "";
+  thread_local std::string scratch;
+  for (int i = 1; i < argc; ++i) {
+    const unsigned char* v = sqlite3_value_text(argv[i]);
+    if (!v) continue;
+    int n = sqlite3_value_bytes(argv[i]);
+    if (static_cast<size_t>(n) < needle.size()) continue;
+    scratch.assign(reinterpret_cast<const char*>(v), static_cast<size_t>(n));
+    for (char& c : scratch) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (scratch.find(needle) != std::string::npos) {
+      sqlite3_result_int(ctx, 1);
+      return;
+    }
+  }
+  sqlite3_result_int(ctx, 0);
+}
+
+void AnalyticsModelFn(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const unsigned char* m = sqlite3_value_text(argv[0]);
+  const unsigned char* r = sqlite3_value_text(argv[1]);
+  std::string_view req = r ? reinterpret_cast<const char*>(r) : "";
+  std::string_view mod = m ? reinterpret_cast<const char*>(m) : "";
+  std::string out = usage::AnalyticsModel(req.empty() ? mod : req);
+  sqlite3_result_text(ctx, out.data(), static_cast<int>(out.size()), SQLITE_TRANSIENT);
+}
+
 }  // namespace
+
+void RegisterSqlFunctions(db::Connection& conn) {
+  sqlite3_create_function(conn.handle(), "analytics_model", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                          nullptr, &AnalyticsModelFn, nullptr, nullptr);
+  sqlite3_create_function(conn.handle(), "analytics_search", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                          nullptr, &SearchFn, nullptr, nullptr);
+}
+
+std::string SearchColumnList() {
+  std::string out;
+  for (std::string_view col : kSearchColumns) {
+    if (!out.empty()) out += ", ";
+    out += col;
+  }
+  return out;
+}
+
+int SearchColumnCount() { return static_cast<int>(std::size(kSearchColumns)); }
+
+std::string SearchText(const db::Statement& s, int first) {
+  std::string text;
+  for (int i = 0; i < SearchColumnCount(); ++i) {
+    if (i) text.push_back('\x1f');
+    std::string_view v = s.IsNull(first + i) ? std::string_view() : s.ColumnTextView(first + i);
+    for (char c : v) text.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  return text;
+}
+
+namespace {
+
+void HitFn(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const auto* hits = static_cast<const SearchHits*>(sqlite3_user_data(ctx));
+  sqlite3_int64 id = sqlite3_value_int64(argv[0]);
+  bool hit = hits && std::binary_search(hits->ids.begin(), hits->ids.end(), id);
+  sqlite3_result_int(ctx, hit ? 1 : 0);
+}
+
+}  // namespace
+
+void BindSearchHits(db::Connection& conn, const SearchHits* hits) {
+  sqlite3_create_function(conn.handle(), "analytics_hit", 1, SQLITE_UTF8,
+                          const_cast<SearchHits*>(hits), &HitFn, nullptr, nullptr);
+}
+
+Result<int64_t> SearchProjectionCheckpoint(db::Connection& conn) {
+  CPAMP_ASSIGN_OR_RETURN(db::Statement s,
+                         conn.Prepare("select last_event_id from analytics_rollup_state "
+                                      "where name = 'search'"));
+  CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.ColumnInt64(0) : int64_t{0};
+}
+
+Status LoadSearchHits(db::Connection& conn, std::string_view query,
+                      std::vector<std::pair<int64_t, int64_t>> ranges, SearchHits& out) {
+  CPAMP_ASSIGN_OR_RETURN(out.covered_id, SearchProjectionCheckpoint(conn));
+  out.ids.clear();
+  if (out.covered_id <= 0) return Status::Ok();
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<int64_t, int64_t>> merged;
+  for (const auto& r : ranges) {
+    if (r.first >= r.second) continue;
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  CPAMP_ASSIGN_OR_RETURN(db::Statement s,
+                         conn.Prepare("select id from analytics_search_rows where timestamp_ms "
+                                      ">= ?1 and timestamp_ms < ?2 and instr(text, ?3) > 0"));
+  std::string needle = ToLower(query);
+  for (const auto& [from, to] : merged) {
+    CPAMP_RETURN_IF_ERROR(s.Reset());
+    CPAMP_RETURN_IF_ERROR(s.Bind(1, from));
+    CPAMP_RETURN_IF_ERROR(s.Bind(2, to));
+    CPAMP_RETURN_IF_ERROR(s.BindText(3, needle));
+    while (true) {
+      CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.ids.push_back(s.ColumnInt64(0));
+    }
+  }
+  std::sort(out.ids.begin(), out.ids.end());
+  return Status::Ok();
+}
+
+bool UsesLikeSearch(std::string_view query) {
+  return query.find_first_of("%_\x1f") != std::string_view::npos;
+}
 
 Where BuildWhere(const Filters& f) {
   Where w;
   w.sql = "1=1";
-  if (!f.search_query.empty()) {
+  if (!f.search_query.empty() && !UsesLikeSearch(f.search_query) && f.search_hits &&
+      f.search_hits->covered_id > 0) {
+    // Projection hits (checked on the timestamp index entry, before the table row is read) plus
+    // the direct test for events the projection does not cover yet.
+    w.sql += fmt::format(" and (analytics_hit(id) or (id > {} and analytics_search(?",
+                         f.search_hits->covered_id);
+    w.text_params.push_back(ToLower(f.search_query));
+    for (std::string_view col : kSearchColumns) w.sql += fmt::format(", {}", col);
+    w.sql += "))";
+    if (!f.search_api_key_hash.empty()) {
+      w.sql += " or api_key_hash = ?";
+      w.text_params.push_back(f.search_api_key_hash);
+    }
+    w.sql += ")";
+  } else if (!f.search_query.empty() && !UsesLikeSearch(f.search_query)) {
+    w.sql += " and (analytics_search(?";
+    w.text_params.push_back(ToLower(f.search_query));
+    for (std::string_view col : kSearchColumns) w.sql += fmt::format(", {}", col);
+    w.sql += ")";
+    if (!f.search_api_key_hash.empty()) {
+      w.sql += " or api_key_hash = ?";
+      w.text_params.push_back(f.search_api_key_hash);
+    }
+    w.sql += ")";
+  } else if (!f.search_query.empty()) {
     std::string pattern = "%" + EscapeLike(ToLower(f.search_query)) + "%";
     w.sql += " and (";
     bool first = true;
@@ -420,7 +590,8 @@ Status BindWhere(db::Statement& stmt, const Where& w, int first) {
   return Status::Ok();
 }
 
-// ---- Raw rows ------------------------------------------------------------------------------------
+// ---- Raw rows
+// ------------------------------------------------------------------------------------
 
 const char kCoreColumns[] =
     "id, timestamp_ms, failed, model, requested_model, resolved_model, service_tier, "
@@ -447,8 +618,8 @@ EventView ReadCoreColumns(const db::Statement& s, int c) {
   int64_t cached = std::max(s.ColumnInt64(c + 11), s.ColumnInt64(c + 12));
   t.cache_read = s.ColumnInt64(c + 13);
   t.cache_creation = s.ColumnInt64(c + 14);
-  int64_t compat = cached - std::max<int64_t>(t.cache_read, 0) -
-                   std::max<int64_t>(t.cache_creation, 0);
+  int64_t compat =
+      cached - std::max<int64_t>(t.cache_read, 0) - std::max<int64_t>(t.cache_creation, 0);
   t.cached = cached <= 0 || compat < 0 ? 0 : compat;
   t.total = s.ColumnInt64(c + 15);
   e.latency = s.ColumnOptionalInt64(c + 16);
@@ -498,7 +669,8 @@ void AddRawToCore(const EventView& e, int key, const CoreSpec& spec, CoreResult&
   AddHourOfDay(out, *spec.zone, e.ts, 1, e.tokens.total);
 }
 
-// ---- Rollup state and blobs -----------------------------------------------------------------------
+// ---- Rollup state and blobs
+// -----------------------------------------------------------------------
 
 void AppendSamples(std::string& blob, uint32_t v) {
   char b[4] = {static_cast<char>(v & 0xff), static_cast<char>((v >> 8) & 0xff),
@@ -575,16 +747,16 @@ Status RunCore(db::Connection& conn, CostKeys& keys, const CoreSpec& spec, CoreR
   // rollup has not folded in yet (id > checkpoint).
   {
     std::string sql = fmt::format(
-        "select {} from usage_events indexed by idx_analytics_events_core "
+        "select {} from usage_events indexed by idx_usage_events_timestamp "
         "where timestamp_ms >= ?1 and timestamp_ms < ?2 and {}",
         kCoreColumns, where.sql);
     if (where.text_params.empty() && !hours.empty()) {
       // Narrow the scan to the edges when the rollup covers one contiguous run.
-      bool contiguous = hours.back() - hours.front() == static_cast<int64_t>(hours.size() - 1) *
-                                                             kHourMs;
+      bool contiguous =
+          hours.back() - hours.front() == static_cast<int64_t>(hours.size() - 1) * kHourMs;
       if (contiguous) {
         sql = fmt::format(
-            "select {} from usage_events indexed by idx_analytics_events_core "
+            "select {} from usage_events indexed by idx_usage_events_timestamp "
             "where ((timestamp_ms >= ?1 and timestamp_ms < {}) or (timestamp_ms >= {} and "
             "timestamp_ms < ?2)) and {}",
             kCoreColumns, hours.front(), hours.back() + kHourMs, where.sql);

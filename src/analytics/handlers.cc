@@ -7,15 +7,19 @@
 // - Rollup-servable sections (summary aggregates and P95s, comparison, timeline,
 //   hourly_distribution, anomaly points, model share/stats) go through internal::RunCore.
 //   Sections grouped by credential, API key or provider (channel_share, failure_sources,
-//   heatmap, filter_options) read raw rows in one scan with every filter in SQL. The dashboard
-//   reads today's raw rows once through the covering index (10-minute buckets and channels need
-//   them; a day is small).
-// - Events page: keyset over idx_analytics_events_ts_id; the model filter becomes an SQL function
-//   (analytics_model) registered on the reader so LIMIT stays exact.
+//   heatmap, filter_options, account/API-key/credential stats and timelines) read raw rows in
+//   one scan with every filter in SQL. The dashboard reads today's raw rows once through the
+//   timestamp index (10-minute buckets and channels need them; a day is small).
+// - Events page and drilldown preview: keyset over idx_usage_events_timestamp (timestamp_ms, then
+//   rowid = id); the model filter becomes an SQL function (analytics_model) so LIMIT stays exact.
+// - Account history scans every raw event once, computing for each the identity keys of the
+//   kinds the request asks about (spec storage 6.4) and looking them up in a map of targets.
 #include <fmt/format.h>
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -60,21 +64,6 @@ double CacheHitRate(const in::Tokens& t) {
   if (t.input <= 0) return 0;
   return std::clamp(static_cast<double>(t.cached + t.cache_read) / static_cast<double>(t.input),
                     0.0, 1.0);
-}
-
-void AnalyticsModelFn(sqlite3_context* ctx, int, sqlite3_value** argv) {
-  const unsigned char* m = sqlite3_value_text(argv[0]);
-  const unsigned char* r = sqlite3_value_text(argv[1]);
-  std::string_view req = r ? reinterpret_cast<const char*>(r) : "";
-  std::string_view mod = m ? reinterpret_cast<const char*>(m) : "";
-  std::string out = usage::AnalyticsModel(req.empty() ? mod : req);
-  sqlite3_result_text(ctx, out.data(), static_cast<int>(out.size()), SQLITE_TRANSIENT);
-}
-
-void RegisterFunctions(db::Connection& conn) {
-  sqlite3_create_function(conn.handle(), "analytics_model", 2,
-                          SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, &AnalyticsModelFn, nullptr,
-                          nullptr);
 }
 
 // The full WHERE including the model filter (via analytics_model()).
@@ -198,7 +187,8 @@ Result<bj::array> RecentFailures(db::Connection& conn, int64_t from, int64_t to,
   if (limit <= 0) return out;
   CPAMP_ASSIGN_OR_RETURN(
       db::Statement s,
-      conn.Prepare(fmt::format("select {} from usage_events where failed = 1 and timestamp_ms >= "
+      conn.Prepare(fmt::format("select {} from usage_events indexed by idx_usage_events_timestamp "
+                               "where failed = 1 and timestamp_ms >= "
                                "?1 and timestamp_ms < ?2 and {} order by timestamp_ms desc, id "
                                "desc limit {}",
                                kFailureColumns, where.sql, limit)));
@@ -281,7 +271,7 @@ Response Handlers::DashboardSummary(const Request& request) {
     CPAMP_ASSIGN_OR_RETURN(
         db::Statement s,
         conn.Prepare(fmt::format("select {}, auth_index, source_hash from usage_events indexed "
-                                 "by idx_analytics_events_core where timestamp_ms >= ?1 and "
+                                 "by idx_usage_events_timestamp where timestamp_ms >= ?1 and "
                                  "timestamp_ms < ?2",
                                  in::kCoreColumns)));
     CPAMP_RETURN_IF_ERROR(s.Bind(1, from));
@@ -304,30 +294,13 @@ Response Handlers::DashboardSummary(const Request& request) {
       std::string auth = ai.empty() ? "-" : std::string(ai);
       Group& ch = channels[auth];
       ch.agg.Add(key, e.tokens);
-      if (e.failed) {
-        Group& fs = sources[{std::string(s.ColumnTextView(19)), std::string(ai)}];
-        fs.agg.Add(key, e.tokens);
-        fs.last_seen = std::max(fs.last_seen, e.ts);
-      }
+      // Failure sources count every call of a credential that failed at least once, so all
+      // credentials are accumulated in this one pass and the failure-free ones dropped after.
+      Group& fs = sources[{std::string(s.ColumnTextView(19)), std::string(ai)}];
+      fs.agg.Add(key, e.tokens);
+      if (e.failed) fs.last_seen = std::max(fs.last_seen, e.ts);
     }
-    // Failure sources also count the successful calls of the same credential.
-    for (auto& [k, g] : sources) {
-      g.agg = in::Agg{};
-    }
-    if (!sources.empty()) {
-      CPAMP_RETURN_IF_ERROR(s.Reset());
-      while (true) {
-        CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        auto it = sources.find({std::string(s.ColumnTextView(19)),
-                                std::string(s.ColumnTextView(18))});
-        if (it == sources.end()) continue;
-        in::EventView e = in::ReadCoreColumns(s, 0);
-        int key = keys.ForEvent(e.model, e.requested_model, e.resolved_model, e.service_tier,
-                                e.tokens.input);
-        it->second.agg.Add(key, e.tokens);
-      }
-    }
+    std::erase_if(sources, [](const auto& kv) { return kv.second.agg.total.failure == 0; });
 
     bj::object out;
     out["generated_at_ms"] = clock_.NowMs();
@@ -354,7 +327,7 @@ Response Handlers::DashboardSummary(const Request& request) {
       CPAMP_ASSIGN_OR_RETURN(
           db::Statement r,
           conn.Prepare("select count(*), coalesce(sum(total_tokens), 0) from usage_events "
-                       "indexed by idx_analytics_events_core where timestamp_ms >= ?1 and "
+                       "indexed by idx_usage_events_timestamp where timestamp_ms >= ?1 and "
                        "timestamp_ms < ?2"));
       CPAMP_RETURN_IF_ERROR(r.Bind(1, now - 1'800'000));
       CPAMP_RETURN_IF_ERROR(r.Bind(2, now));
@@ -439,7 +412,7 @@ Response Handlers::DashboardSummary(const Request& request) {
       int64_t b = from + i * 600'000;
       double fr = Ratio(p.failure, p.calls);
       bool future = b > now;
-      std::string tone = future ? "future"
+      std::string tone = future         ? "future"
                          : p.calls == 0 ? "empty"
                          : fr >= 0.1    ? "bad"
                          : fr > 0       ? "warn"
@@ -455,15 +428,14 @@ Response Handlers::DashboardSummary(const Request& request) {
                                   {"intensity", Ratio(p.calls, max10)},
                                   {"future", future}});
     }
-    out["today_request_health_timeline"] =
-        bj::object{{"from_ms", from},
-                   {"to_ms", from + 144 * 600'000},
-                   {"bucket_ms", 600'000},
-                   {"success_calls", t.success},
-                   {"failure_calls", t.failure},
-                   {"total_calls", t.calls},
-                   {"success_rate", Ratio(t.success, t.calls)},
-                   {"points", std::move(points)}};
+    out["today_request_health_timeline"] = bj::object{{"from_ms", from},
+                                                      {"to_ms", from + 144 * 600'000},
+                                                      {"bucket_ms", 600'000},
+                                                      {"success_calls", t.success},
+                                                      {"failure_calls", t.failure},
+                                                      {"total_calls", t.calls},
+                                                      {"success_rate", Ratio(t.success, t.calls)},
+                                                      {"points", std::move(points)}};
     // Token mix.
     {
       int64_t cached = t.cached + t.cache_read + t.cache_creation;
@@ -482,7 +454,9 @@ Response Handlers::DashboardSummary(const Request& request) {
       }
       int64_t seg_sum = cached + input + output + reasoning;
       bj::array mix;
-      for (auto [k, v] : {std::pair{"input", input}, {"cached", cached}, {"output", output},
+      for (auto [k, v] : {std::pair{"input", input},
+                          {"cached", cached},
+                          {"output", output},
                           {"reasoning", reasoning}}) {
         mix.push_back(bj::object{{"key", k}, {"tokens", v}, {"share", Ratio(v, seg_sum)}});
       }
@@ -501,9 +475,9 @@ Response Handlers::DashboardSummary(const Request& request) {
         const in::Tokens& x = g.agg.total;
         double sr = Ratio(x.success, x.calls);
         double lat = x.latency_samples ? static_cast<double>(x.latency_sum) / x.latency_samples : 0;
-        int sev = (sr < 0.85 || x.failure >= 5 || lat >= 30000)   ? 2
+        int sev = (sr < 0.85 || x.failure >= 5 || lat >= 30000)  ? 2
                   : (sr < 0.95 || x.failure > 0 || lat >= 15000) ? 1
-                                                                  : 0;
+                                                                 : 0;
         list.push_back({a, &g, sr, lat, sev});
       }
       std::sort(list.begin(), list.end(), [](const Ch& a, const Ch& b) {
@@ -618,11 +592,259 @@ struct Include {
   bool timeline = false, hourly = false, heatmap = false, anomaly = false;
   bool model_share = false, model_stats = false, channel_share = false, failure_sources = false;
   bool filter_options = false, task_buckets = false;
+  bool account_stats = false, api_key_stats = false, credential_stats = false;
+  bool credential_timeline = false, api_key_timeline = false;
+  bool drilldown = false;
+  int64_t drilldown_from = 0, drilldown_to = 0, drilldown_limit = kDefaultDrilldownLimit;
   int64_t recent_failures = 0;
   bool events = false;
   int64_t events_limit = kDefaultEventsPageLimit;
   int64_t before_ms = 0, before_id = 0;
   std::string granularity;
+};
+
+// Identity columns of one raw row (views valid until the next step).
+struct IdentityView {
+  std::string_view auth_index, source_hash, source, account, label, auth_provider, api_key_hash,
+      provider, auth_file;
+};
+
+// The per-entity metric fields shared by account/API-key/credential rows (api 4.12).
+void PutStats(bj::object& o, const in::Agg& a, in::CostKeys& keys) {
+  const in::Tokens& t = a.total;
+  o["calls"] = t.calls;
+  o["success_calls"] = t.success;
+  o["failure_calls"] = t.failure;
+  o["success_rate"] = Ratio(t.success, t.calls);
+  o["input_tokens"] = t.input;
+  o["output_tokens"] = t.output;
+  o["cached_tokens"] = t.cached;
+  o["cache_read_tokens"] = t.cache_read;
+  o["cache_creation_tokens"] = t.cache_creation;
+  o["reasoning_tokens"] = t.reasoning;
+  o["total_tokens"] = t.total;
+  o["cost"] = a.Cost(keys);
+  o["average_latency_ms"] = AvgLatency(t);
+}
+
+void PutIfNotEmpty(bj::object& o, std::string_view key, const std::string& v) {
+  if (!v.empty()) o[key] = v;
+}
+
+bj::array StringArray(const std::set<std::string>& values) {
+  bj::array a;
+  for (const auto& v : values) a.push_back(bj::value(v));
+  return a;
+}
+
+// account_stats, api_key_stats, credential_stats, credential_timeline and api_key_timeline, fed
+// row by row from the grouped raw scan (spec storage 6.3). Identity fields (source, snapshots,
+// provider) are those of the entity's newest event.
+class EntitySections {
+ public:
+  EntitySections(in::CostKeys& keys, const in::Buckets& buckets) : keys_(keys), buckets_(buckets) {}
+
+  void Add(const Include& inc, const in::EventView& e, int key, const IdentityView& id) {
+    const std::string& model = keys_.Get(key).analytics;
+    if (inc.account_stats) {
+      std::string_view name = !id.account.empty()      ? id.account
+                              : !id.label.empty()      ? id.label
+                              : !id.source.empty()     ? id.source
+                              : !id.auth_index.empty() ? id.auth_index
+                                                       : std::string_view("-");
+      Entity& a = Touch(accounts_[std::string(name)], e, key, id, model);
+      if (!id.auth_index.empty()) a.auth_indices.emplace(id.auth_index);
+      if (!id.source.empty()) a.sources.emplace(id.source);
+      if (!id.source_hash.empty()) a.source_hashes.emplace(id.source_hash);
+    }
+    if (inc.api_key_stats) {
+      Entity& k = Touch(api_keys_[std::string(id.api_key_hash)], e, key, id, model);
+      std::string provider(!id.auth_provider.empty() ? id.auth_provider : id.provider);
+      std::string ctx_key =
+          fmt::format("{}|{}|{}|{}", id.source_hash, id.auth_index, id.source, provider);
+      Touch(k.contexts[ctx_key], e, key, id, "");
+    }
+    std::string cred;
+    if (inc.credential_stats || inc.credential_timeline) {
+      std::string_view cid = !id.auth_file.empty()     ? id.auth_file
+                             : !id.auth_index.empty()  ? id.auth_index
+                             : !id.source_hash.empty() ? id.source_hash
+                             : !id.source.empty()      ? id.source
+                                                       : std::string_view("-");
+      cred = fmt::format("{}\x1f{}\x1f{}\x1f{}", cid, id.auth_file, id.auth_index, id.source_hash);
+    }
+    if (inc.credential_stats) Touch(credentials_[cred], e, key, id, model);
+    size_t b = (inc.credential_timeline || inc.api_key_timeline) ? buckets_.Index(e.ts) : SIZE_MAX;
+    if (b != SIZE_MAX && inc.credential_timeline) {
+      credential_points_[{cred, b}].Add(key, e.tokens);
+    }
+    if (b != SIZE_MAX && inc.api_key_timeline) {
+      api_key_points_[{std::string(id.api_key_hash), b}].Add(key, e.tokens);
+    }
+  }
+
+  void Encode(const Include& inc, bj::object& out) {
+    if (inc.account_stats) {
+      bj::array arr;
+      for (const auto& [name, a] : Sorted(accounts_)) {
+        bj::object o;
+        o["account"] = *name;
+        PutIdentity(o, *a);
+        PutStats(o, a->agg, keys_);
+        o["last_seen_ms"] = a->last_seen;
+        o["auth_indices"] = StringArray(a->auth_indices);
+        o["sources"] = StringArray(a->sources);
+        o["source_hashes"] = StringArray(a->source_hashes);
+        o["models"] = Models(*a);
+        arr.push_back(std::move(o));
+      }
+      out["account_stats"] = std::move(arr);
+    }
+    if (inc.api_key_stats) {
+      bj::array arr;
+      for (const auto& [hash, k] : Sorted(api_keys_)) {
+        bj::object o;
+        o["api_key_hash"] = *hash;
+        PutStats(o, k->agg, keys_);
+        o["last_seen_ms"] = k->last_seen;
+        o["models"] = Models(*k);
+        bj::array contexts;
+        for (const auto& [ck, c] : Sorted(k->contexts)) {
+          bj::object co;
+          co["context_key"] = *ck;
+          co["source_hash"] = c->source_hash;
+          co["auth_index"] = c->auth_index;
+          PutIfNotEmpty(co, "source", c->source);
+          PutIfNotEmpty(co, "provider", c->provider);
+          PutIdentity(co, *c);
+          PutStats(co, c->agg, keys_);
+          co["last_seen_ms"] = c->last_seen;
+          contexts.push_back(std::move(co));
+        }
+        o["contexts"] = std::move(contexts);
+        arr.push_back(std::move(o));
+      }
+      out["api_key_stats"] = std::move(arr);
+    }
+    if (inc.credential_stats) {
+      bj::array arr;
+      for (const auto& [cred, c] : Sorted(credentials_)) {
+        bj::object o;
+        PutCredentialId(o, *cred);
+        PutIfNotEmpty(o, "source", c->source);
+        PutIdentity(o, *c);
+        PutStats(o, c->agg, keys_);
+        o["last_seen_ms"] = c->last_seen;
+        o["models"] = Models(*c);
+        arr.push_back(std::move(o));
+      }
+      out["credential_stats"] = std::move(arr);
+    }
+    if (inc.credential_timeline) {
+      out["credential_timeline"] = Timeline(credential_points_, true);
+    }
+    if (inc.api_key_timeline) out["api_key_timeline"] = Timeline(api_key_points_, false);
+  }
+
+ private:
+  struct Entity {
+    in::Agg agg;
+    int64_t last_seen = 0;
+    std::string source, source_hash, auth_index, account, label, provider, auth_file;
+    std::set<std::string> auth_indices, sources, source_hashes;
+    std::map<std::string, in::Agg> models;
+    std::map<std::string, Entity> contexts;
+  };
+
+  Entity& Touch(Entity& g, const in::EventView& e, int key, const IdentityView& id,
+                const std::string& model) {
+    g.agg.Add(key, e.tokens);
+    if (!model.empty()) g.models[model].Add(key, e.tokens);
+    if (e.ts >= g.last_seen) {
+      g.last_seen = e.ts;
+      g.source = id.source;
+      g.source_hash = id.source_hash;
+      g.auth_index = id.auth_index;
+      g.account = id.account;
+      g.label = id.label;
+      g.provider = !id.auth_provider.empty() ? id.auth_provider : id.provider;
+      g.auth_file = id.auth_file;
+    }
+    return g;
+  }
+
+  static void PutIdentity(bj::object& o, const Entity& g) {
+    PutIfNotEmpty(o, "account_snapshot", g.account);
+    PutIfNotEmpty(o, "auth_label_snapshot", g.label);
+    PutIfNotEmpty(o, "auth_provider_snapshot", g.provider);
+  }
+
+  static void PutCredentialId(bj::object& o, const std::string& cred) {
+    std::vector<std::string_view> parts;
+    std::string_view rest = cred;
+    for (size_t p; (p = rest.find('\x1f')) != std::string_view::npos; rest.remove_prefix(p + 1)) {
+      parts.push_back(rest.substr(0, p));
+    }
+    parts.push_back(rest);
+    o["credential_id"] = parts[0];
+    if (!parts[1].empty()) o["auth_file_snapshot"] = parts[1];
+    o["auth_index"] = parts[2];
+    o["source_hash"] = parts[3];
+  }
+
+  // Calls desc, then key asc.
+  template <typename V>
+  static std::vector<std::pair<const std::string*, const V*>> Sorted(
+      const std::map<std::string, V>& m) {
+    std::vector<std::pair<const std::string*, const V*>> list;
+    for (const auto& [k, v] : m) list.emplace_back(&k, &v);
+    std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+      return Calls(*a.second) > Calls(*b.second);
+    });
+    return list;
+  }
+  static int64_t Calls(const Entity& e) { return e.agg.total.calls; }
+  static int64_t Calls(const in::Agg& a) { return a.total.calls; }
+
+  bj::array Models(const Entity& g) {
+    bj::array arr;
+    for (const auto& [m, a] : Sorted(g.models)) {
+      bj::object o;
+      o["model"] = *m;
+      PutStats(o, *a, keys_);
+      arr.push_back(std::move(o));
+    }
+    return arr;
+  }
+
+  bj::array Timeline(const std::map<std::pair<std::string, size_t>, in::Agg>& points,
+                     bool credential) {
+    bj::array arr;
+    for (const auto& [k, a] : points) {
+      bj::object o;
+      if (credential) {
+        PutCredentialId(o, k.first);
+      } else {
+        o["api_key_hash"] = k.first;
+      }
+      const in::Tokens& t = a.total;
+      o["bucket_ms"] = buckets_.Start(k.second);
+      o["label"] = buckets_.Label(k.second);
+      o["calls"] = t.calls;
+      o["tokens"] = t.total;
+      o["success"] = t.success;
+      o["failure"] = t.failure;
+      o["cost"] = a.Cost(keys_);
+      o["average_latency_ms"] = AvgLatency(t);
+      arr.push_back(std::move(o));
+    }
+    return arr;
+  }
+
+  in::CostKeys& keys_;
+  const in::Buckets& buckets_;
+  std::map<std::string, Entity> accounts_, api_keys_, credentials_;
+  std::map<std::pair<std::string, size_t>, in::Agg> credential_points_, api_key_points_;
 };
 
 bj::object EventRowJson(const db::Statement& s) {
@@ -640,8 +862,8 @@ bj::object EventRowJson(const db::Statement& s) {
   PutOptText(o, "client_ip", s, "client_ip");
   PutOptText(o, "x_forwarded_for", s, "x_forwarded_for");
   PutOptText(o, "user_agent", s, "user_agent");
-  for (const char* c : {"auth_index", "source", "source_hash", "api_key_hash",
-                        "account_snapshot", "auth_label_snapshot"}) {
+  for (const char* c : {"auth_index", "source", "source_hash", "api_key_hash", "account_snapshot",
+                        "auth_label_snapshot"}) {
     o[c] = s.ColumnTextView(c);
   }
   PutOptText(o, "auth_file_snapshot", s, "auth_file_snapshot");
@@ -683,6 +905,70 @@ constexpr char kEventColumns[] =
     "header_quota_recover_at_ms, header_quota_used_percent, header_quota_plan_type, "
     "header_error_kind, header_error_code, header_trace_id";
 
+// Binds analytics_hit() to a request's hits and unbinds it when the request's read ends, so a
+// pooled connection never points at freed hits.
+class HitsBinding {
+ public:
+  explicit HitsBinding(db::Connection& conn) : conn_(conn) {}
+  ~HitsBinding() {
+    if (bound_) in::BindSearchHits(conn_, nullptr);
+  }
+  HitsBinding(const HitsBinding&) = delete;
+  HitsBinding& operator=(const HitsBinding&) = delete;
+  void Bind(const in::SearchHits* hits) {
+    in::BindSearchHits(conn_, hits);
+    bound_ = true;
+  }
+
+ private:
+  db::Connection& conn_;
+  bool bound_ = false;
+};
+
+// One keyset page (timestamp_ms desc, id desc) of [from, to) rows matching `where`, without
+// total_count.
+Result<bj::object> EventsPage(db::Connection& conn, int64_t from, int64_t to,
+                              const in::Where& where, int64_t before_ms, int64_t before_id,
+                              int64_t limit) {
+  std::string cursor;
+  if (before_ms > 0 && before_id > 0) {
+    cursor = fmt::format(" and (timestamp_ms < {0} or (timestamp_ms = {0} and id < {1}))",
+                         before_ms, before_id);
+  } else if (before_ms > 0) {
+    cursor = fmt::format(" and timestamp_ms < {}", before_ms);
+  }
+  CPAMP_ASSIGN_OR_RETURN(
+      db::Statement s,
+      conn.Prepare(fmt::format("select {} from usage_events indexed by "
+                               "idx_usage_events_timestamp where timestamp_ms >= ?1 and "
+                               "timestamp_ms < ?2{} and {} order by timestamp_ms desc, id "
+                               "desc limit {}",
+                               kEventColumns, cursor, where.sql, limit + 1)));
+  CPAMP_RETURN_IF_ERROR(s.Bind(1, from));
+  CPAMP_RETURN_IF_ERROR(s.Bind(2, to));
+  CPAMP_RETURN_IF_ERROR(in::BindWhere(s, where, 3));
+  bj::array items;
+  bool has_more = false;
+  int64_t last_ms = 0, last_id = 0;
+  while (true) {
+    CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    if (static_cast<int64_t>(items.size()) == limit) {
+      has_more = true;
+      break;
+    }
+    last_ms = s.ColumnInt64("timestamp_ms");
+    last_id = s.ColumnInt64("id");
+    bj::object o = EventRowJson(s);
+    o.erase("id");
+    items.push_back(std::move(o));
+  }
+  return bj::object{{"items", std::move(items)},
+                    {"next_before_ms", has_more ? last_ms : 0},
+                    {"next_before_id", has_more ? last_id : 0},
+                    {"has_more", has_more}};
+}
+
 bj::object SummaryBase(const in::Tokens& t, double cost) {
   return bj::object{{"total_calls", t.calls},
                     {"success_calls", t.success},
@@ -710,8 +996,8 @@ double Delta(double cur, double prev) {
 }  // namespace
 
 Response Handlers::MonitoringAnalytics(const Request& request) {
-  Result<bj::object> parsed =
-      Trim(request.body).empty() ? Result<bj::object>(bj::object()) : json::ParseObject(request.body);
+  Result<bj::object> parsed = Trim(request.body).empty() ? Result<bj::object>(bj::object())
+                                                         : json::ParseObject(request.body);
   if (!parsed.ok()) return BadRequest("invalid request body: " + parsed.status().message());
   const bj::object& body = *parsed;
   int64_t from = json::GetInt(body, "from_ms").value_or(0);
@@ -738,6 +1024,18 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
     inc.failure_sources = flag("failure_sources");
     inc.filter_options = flag("filter_options") || flag("filter_selectors");
     inc.task_buckets = flag("task_buckets");
+    inc.account_stats = flag("account_stats");
+    inc.api_key_stats = flag("api_key_stats");
+    inc.credential_stats = flag("credential_stats");
+    inc.credential_timeline = flag("credential_timeline");
+    inc.api_key_timeline = flag("api_key_timeline");
+    if (const bj::object* dp = json::GetObject(*o, "drilldown_preview")) {
+      inc.drilldown = true;
+      inc.drilldown_from = json::GetInt(*dp, "from_ms").value_or(0);
+      inc.drilldown_to = json::GetInt(*dp, "to_ms").value_or(0);
+      int64_t limit = json::GetInt(*dp, "limit").value_or(0);
+      if (limit > 0) inc.drilldown_limit = std::min<int64_t>(limit, kMaxDrilldownLimit);
+    }
     inc.recent_failures = json::GetInt(*o, "recent_failures").value_or(0);
     if (const bj::object* ep = json::GetObject(*o, "events_page")) {
       inc.events = true;
@@ -761,9 +1059,24 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
   if (!prices.ok()) return Fail(prices.status());
 
   auto result = db_.Read([&](db::Connection& conn) -> Result<bj::object> {
-    RegisterFunctions(conn);
+    in::RegisterSqlFunctions(conn);
     CPAMP_ASSIGN_OR_RETURN(db::Transaction tx,
                            db::Transaction::Begin(conn, db::Transaction::Mode::kDeferred));
+    // Search: look the query up once in the projection for every range this request reads.
+    in::SearchHits hits;
+    HitsBinding binding(conn);
+    if (!filters.search_query.empty() && !in::UsesLikeSearch(filters.search_query)) {
+      std::vector<std::pair<int64_t, int64_t>> ranges = {{from, to}};
+      if (inc.comparison) ranges.emplace_back(from - (to - from), from);
+      if (inc.summary && !inc.compact) ranges.emplace_back(now - 1'800'000, now);
+      if (inc.drilldown) {
+        ranges.emplace_back(inc.drilldown_from > 0 ? inc.drilldown_from : from,
+                            inc.drilldown_to > 0 ? inc.drilldown_to : to);
+      }
+      CPAMP_RETURN_IF_ERROR(in::LoadSearchHits(conn, filters.search_query, ranges, hits));
+      binding.Bind(&hits);
+      filters.search_hits = &hits;
+    }
     in::CostKeys keys(*prices);
     bj::object out;
     out["generated_at_ms"] = clock_.NowMs();
@@ -816,8 +1129,8 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
         if (!row) break;
         int64_t ts = s.ColumnInt64(1);
         if (stop_before != INT64_MIN && ts < stop_before) break;
-        std::string key = fmt::format("{}|{}|{}", s.ColumnTextView(0), s.ColumnTextView(3),
-                                      s.ColumnTextView(4));
+        std::string key =
+            fmt::format("{}|{}|{}", s.ColumnTextView(0), s.ColumnTextView(3), s.ColumnTextView(4));
         auto it = tasks.find(key);
         if (it == tasks.end()) {
           if (static_cast<int64_t>(tasks.size()) >= kTaskBucketLimit) {
@@ -921,14 +1234,11 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
       spec.allow_rollup = options_.rollups_enabled;
       CPAMP_RETURN_IF_ERROR(in::RunCore(conn, keys, spec, prev));
       const in::Tokens& t = prev.total.total;
-      out["summary_comparison"] = bj::object{{"from_ms", spec.from_ms},
-                                             {"to_ms", spec.to_ms},
-                                             {"total_calls", t.calls},
-                                             {"success_calls", t.success},
-                                             {"failure_calls", t.failure},
-                                             {"success_rate", Ratio(t.success, t.calls)},
-                                             {"total_tokens", t.total},
-                                             {"total_cost", prev.total.Cost(keys)}};
+      out["summary_comparison"] =
+          bj::object{{"from_ms", spec.from_ms},    {"to_ms", spec.to_ms},
+                     {"total_calls", t.calls},     {"success_calls", t.success},
+                     {"failure_calls", t.failure}, {"success_rate", Ratio(t.success, t.calls)},
+                     {"total_tokens", t.total},    {"total_cost", prev.total.Cost(keys)}};
     }
     if (inc.timeline || inc.anomaly) {
       bj::array tl, anomalies;
@@ -969,16 +1279,13 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
                                   {"success_rate", Ratio(t.success, t.calls)},
                                   {"failure_rate", Ratio(t.failure, t.calls)}});
         }
-        Prev cur{static_cast<double>(t.calls),
-                 cost,
-                 Ratio(t.total, t.calls),
-                 CacheHitRate(t),
-                 Ratio(t.failure, t.calls),
-                 static_cast<double>(p95l.value_or(0))};
+        Prev cur{static_cast<double>(t.calls), cost,
+                 Ratio(t.total, t.calls),      CacheHitRate(t),
+                 Ratio(t.failure, t.calls),    static_cast<double>(p95l.value_or(0))};
         if (prev) {
           double rc = Delta(cur.calls, prev->calls), cc = Delta(cur.cost, prev->cost),
-                 tc = Delta(cur.tpr, prev->tpr), hc = cur.hit - prev->hit,
-                 fc = cur.fr - prev->fr, lc = Delta(cur.p95, prev->p95);
+                 tc = Delta(cur.tpr, prev->tpr), hc = cur.hit - prev->hit, fc = cur.fr - prev->fr,
+                 lc = Delta(cur.p95, prev->p95);
           bj::array keys_arr;
           double score = 0;
           if (rc > 1) keys_arr.push_back("request_spike");
@@ -994,7 +1301,9 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
             alist.push_back({bj::object{{"bucket_ms", buckets.Start(i)},
                                         {"bucket_end_ms", buckets.End(i)},
                                         {"label", buckets.Label(i)},
-                                        {"severity", n >= 3 ? "high" : n == 2 ? "medium" : "low"},
+                                        {"severity", n >= 3   ? "high"
+                                                     : n == 2 ? "medium"
+                                                              : "low"},
                                         {"metric_keys", std::move(keys_arr)},
                                         {"calls", t.calls},
                                         {"total_tokens", t.total},
@@ -1046,8 +1355,8 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
       for (const auto& [m, a] : list) {
         const in::Tokens& t = a->total;
         double cost = a->Cost(keys);
-        share.push_back(bj::object{{"model", *m}, {"calls", t.calls}, {"tokens", t.total},
-                                   {"cost", cost}});
+        share.push_back(
+            bj::object{{"model", *m}, {"calls", t.calls}, {"tokens", t.total}, {"cost", cost}});
         stats.push_back(bj::object{{"model", *m},
                                    {"calls", t.calls},
                                    {"success_calls", t.success},
@@ -1069,7 +1378,11 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
     }
 
     // Raw-only grouped sections in one scan.
-    if (inc.channel_share || inc.failure_sources || inc.heatmap || inc.filter_options) {
+    bool entity_sections = inc.account_stats || inc.api_key_stats || inc.credential_stats ||
+                           inc.credential_timeline || inc.api_key_timeline;
+    if (inc.channel_share || inc.failure_sources || inc.heatmap || inc.filter_options ||
+        entity_sections) {
+      EntitySections entities(keys, buckets);
       std::map<std::string, Group> channels;
       std::map<std::pair<std::string, std::string>, Group> sources;
       struct Cell {
@@ -1132,11 +1445,24 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
           if (prov.empty()) prov = s.ColumnText(23);
           c.by_provider[prov].Add(key, e.tokens);
         }
+        if (entity_sections) {
+          IdentityView id;
+          id.auth_index = s.ColumnTextView(18);
+          id.source_hash = s.ColumnTextView(19);
+          id.source = s.ColumnTextView(20);
+          id.account = s.ColumnTextView(21);
+          id.label = s.ColumnTextView(22);
+          id.auth_provider = s.ColumnTextView(23);
+          id.api_key_hash = s.ColumnTextView(24);
+          id.provider = s.ColumnTextView(25);
+          id.auth_file = s.ColumnTextView(26);
+          entities.Add(inc, e, key, id);
+        }
         if (inc.filter_options) {
           options["models"].insert(keys.Get(key).analytics);
           const std::pair<const char*, int> cols[] = {
-              {"api_key_hashes", 24},     {"providers", 25},         {"auth_files", 26},
-              {"accounts", 21},           {"project_ids", 27},       {"request_types", 28},
+              {"api_key_hashes", 24},     {"providers", 25},          {"auth_files", 26},
+              {"accounts", 21},           {"project_ids", 27},        {"request_types", 28},
               {"header_error_kinds", 29}, {"header_error_codes", 30}, {"header_quota_plans", 31},
               {"header_trace_ids", 32}};
           for (const auto& [name, col] : cols) {
@@ -1231,27 +1557,27 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
         };
         for (auto& [k, c] : cells) {
           const in::Tokens& t = c.agg.total;
-          arr.push_back(bj::object{{"weekday", k.first},
-                                   {"hour", k.second},
-                                   {"calls", t.calls},
-                                   {"success", t.success},
-                                   {"failure", t.failure},
-                                   {"tokens", t.total},
-                                   {"cost", c.agg.Cost(keys)},
-                                   {"failure_rate", Ratio(t.failure, t.calls)},
-                                   {"model_contributors", contributors(c.by_model, t.calls)},
-                                   {"api_key_contributors", contributors(c.by_key, t.calls)},
-                                   {"provider_contributors",
-                                    contributors(c.by_provider, t.calls)}});
+          arr.push_back(
+              bj::object{{"weekday", k.first},
+                         {"hour", k.second},
+                         {"calls", t.calls},
+                         {"success", t.success},
+                         {"failure", t.failure},
+                         {"tokens", t.total},
+                         {"cost", c.agg.Cost(keys)},
+                         {"failure_rate", Ratio(t.failure, t.calls)},
+                         {"model_contributors", contributors(c.by_model, t.calls)},
+                         {"api_key_contributors", contributors(c.by_key, t.calls)},
+                         {"provider_contributors", contributors(c.by_provider, t.calls)}});
         }
         out["heatmap"] = std::move(arr);
       }
+      entities.Encode(inc, out);
       if (inc.filter_options) {
         bj::object fo;
-        for (const char* name :
-             {"models", "api_key_hashes", "providers", "auth_files", "accounts", "project_ids",
-              "request_types", "header_error_kinds", "header_error_codes", "header_quota_plans",
-              "header_trace_ids"}) {
+        for (const char* name : {"models", "api_key_hashes", "providers", "auth_files", "accounts",
+                                 "project_ids", "request_types", "header_error_kinds",
+                                 "header_error_codes", "header_quota_plans", "header_trace_ids"}) {
           bj::array a;
           for (const auto& v : options[name]) a.push_back(bj::value(v));
           fo[name] = std::move(a);
@@ -1268,44 +1594,26 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
       out["recent_failures"] = std::move(rf);
     }
     if (inc.events) {
-      std::string cursor;
-      if (inc.before_ms > 0 && inc.before_id > 0) {
-        cursor = fmt::format(" and (timestamp_ms < {0} or (timestamp_ms = {0} and id < {1}))",
-                             inc.before_ms, inc.before_id);
-      } else if (inc.before_ms > 0) {
-        cursor = fmt::format(" and timestamp_ms < {}", inc.before_ms);
+      CPAMP_ASSIGN_OR_RETURN(bj::object page, EventsPage(conn, from, to, where, inc.before_ms,
+                                                         inc.before_id, inc.events_limit));
+      page["total_count"] = core.total.total.calls;
+      out["events"] = std::move(page);
+    }
+    if (inc.drilldown) {
+      int64_t dfrom = inc.drilldown_from > 0 ? inc.drilldown_from : from;
+      int64_t dto = inc.drilldown_to > 0 ? inc.drilldown_to : to;
+      bj::object page;
+      if (dfrom < dto) {
+        CPAMP_ASSIGN_OR_RETURN(page,
+                               EventsPage(conn, dfrom, dto, where, 0, 0, inc.drilldown_limit));
+      } else {
+        page = bj::object{{"items", bj::array()},
+                          {"next_before_ms", 0},
+                          {"next_before_id", 0},
+                          {"has_more", false}};
       }
-      CPAMP_ASSIGN_OR_RETURN(
-          db::Statement s,
-          conn.Prepare(fmt::format("select {} from usage_events indexed by "
-                                   "idx_analytics_events_ts_id where timestamp_ms >= ?1 and "
-                                   "timestamp_ms < ?2{} and {} order by timestamp_ms desc, id "
-                                   "desc limit {}",
-                                   kEventColumns, cursor, where.sql, inc.events_limit + 1)));
-      CPAMP_RETURN_IF_ERROR(s.Bind(1, from));
-      CPAMP_RETURN_IF_ERROR(s.Bind(2, to));
-      CPAMP_RETURN_IF_ERROR(in::BindWhere(s, where, 3));
-      bj::array items;
-      bool has_more = false;
-      int64_t last_ms = 0, last_id = 0;
-      while (true) {
-        CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
-        if (!row) break;
-        if (static_cast<int64_t>(items.size()) == inc.events_limit) {
-          has_more = true;
-          break;
-        }
-        last_ms = s.ColumnInt64("timestamp_ms");
-        last_id = s.ColumnInt64("id");
-        bj::object o = EventRowJson(s);
-        o.erase("id");
-        items.push_back(std::move(o));
-      }
-      out["events"] = bj::object{{"items", std::move(items)},
-                                 {"next_before_ms", has_more ? last_ms : 0},
-                                 {"next_before_id", has_more ? last_id : 0},
-                                 {"has_more", has_more},
-                                 {"total_count", core.total.total.calls}};
+      page["total_count"] = static_cast<int64_t>(page["items"].as_array().size());
+      out["drilldown_preview"] = std::move(page);
     }
     return out;
   });
@@ -1313,7 +1621,8 @@ Response Handlers::MonitoringAnalytics(const Request& request) {
   return Response::Json(200, *result);
 }
 
-// ==== Header snapshots ============================================================================
+// ==== Header snapshots
+// ============================================================================
 
 Response Handlers::HeaderSnapshots(const Request& request) {
   int64_t days = 30, limit = 1000;
@@ -1338,7 +1647,7 @@ Response Handlers::HeaderSnapshots(const Request& request) {
             "when coalesce(account_snapshot,'') != '' then 'account::' || lower(account_snapshot) "
             "when coalesce(source_hash,'') != '' then 'source::' || source_hash "
             "else 'event::' || event_hash end as snapshot_key from usage_events indexed by "
-            "idx_analytics_events_ts_id where timestamp_ms >= ?1 and timestamp_ms <= ?2 and "
+            "idx_usage_events_timestamp where timestamp_ms >= ?1 and timestamp_ms <= ?2 and "
             "response_metadata_json is not null and response_metadata_json != '' "
             "order by timestamp_ms desc, id desc",
             kEventColumns)));
@@ -1356,26 +1665,338 @@ Response Handlers::HeaderSnapshots(const Request& request) {
       PutOptText(o, "model", s, "model");
       std::string_view req = s.ColumnTextView("requested_model");
       o["analytics_model"] = usage::AnalyticsModel(req.empty() ? s.ColumnTextView("model") : req);
-      for (const char* c : {"requested_model", "resolved_model", "auth_file_snapshot",
-                            "auth_index", "account_snapshot", "auth_label_snapshot",
-                            "auth_provider_snapshot", "auth_project_id_snapshot", "source",
-                            "source_hash"}) {
+      for (const char* c : {"requested_model", "resolved_model", "auth_file_snapshot", "auth_index",
+                            "account_snapshot", "auth_label_snapshot", "auth_provider_snapshot",
+                            "auth_project_id_snapshot", "source", "source_hash"}) {
         PutOptText(o, c, s, c);
       }
       PutHeaderFields(o, s);
       items.push_back(std::move(o));
     }
-    return bj::object{{"generated_at_ms", now},
-                      {"from_ms", from},
-                      {"to_ms", now},
-                      {"items", std::move(items)}};
+    return bj::object{
+        {"generated_at_ms", now}, {"from_ms", from}, {"to_ms", now}, {"items", std::move(items)}};
   });
   if (!result.ok()) return Fail(result.status());
   return Response::Json(200, *result);
 }
 
-Response Handlers::AccountHistory(const Request&) {
-  return Response::ErrorJson(501, "account history is not implemented yet", "request_failed");
+// ==== Account history
+// =============================================================================
+
+namespace {
+
+constexpr std::string_view kAccountKeyPrefix = "usage-account-history:2:";
+constexpr std::string_view kTargetFields[] = {"row_key",
+                                              "account_key",
+                                              "account_snapshot",
+                                              "auth_label_snapshot",
+                                              "auth_file_snapshot",
+                                              "auth_provider_snapshot",
+                                              "auth_project_id_snapshot",
+                                              "auth_index",
+                                              "source"};
+
+// The credential identity of a target or an event (spec storage 6.4, usageidentity).
+struct Identity {
+  std::string file, provider, index, project, account, label;
+};
+
+std::string NormalizeProvider(std::string_view p) {
+  std::string out = ToLower(Trim(p));
+  std::replace(out.begin(), out.end(), '_', '-');
+  if (out == "x-ai" || out == "grok") out = "xai";
+  return out;
+}
+
+Identity MakeIdentity(std::string_view file, std::string_view source, std::string_view provider,
+                      std::string_view index, std::string_view project, std::string_view account,
+                      std::string_view label) {
+  Identity id;
+  id.account = ToLower(Trim(account));
+  id.label = ToLower(Trim(label));
+  id.file = std::string(Trim(file));
+  std::string src(Trim(source));
+  if (id.file.empty() && !src.empty() && ToLower(src) != id.account && ToLower(src) != id.label) {
+    id.file = src;
+  }
+  id.provider = NormalizeProvider(provider);
+  id.index = std::string(Trim(index));
+  id.project = std::string(Trim(project));
+  return id;
+}
+
+// Kinds in priority order; each lists the identity fields its key is made of.
+enum class Kind {
+  kFileIndex,
+  kFileProject,
+  kFileAccount,
+  kFileLabel,
+  kFile,
+  kAuthIndex,
+  kProject,
+  kAccount,
+  kLabel,
+  kCount
+};
+constexpr std::string_view kKindNames[] = {"file-index", "file-project", "file-account",
+                                           "file-label", "file",         "auth-index",
+                                           "project",    "account",      "label"};
+
+std::vector<const std::string*> KindFields(const Identity& id, Kind k) {
+  switch (k) {
+    case Kind::kFileIndex:
+      return {&id.provider, &id.file, &id.index};
+    case Kind::kFileProject:
+      return {&id.provider, &id.file, &id.project};
+    case Kind::kFileAccount:
+      return {&id.provider, &id.file, &id.account};
+    case Kind::kFileLabel:
+      return {&id.provider, &id.file, &id.label};
+    case Kind::kFile:
+      return {&id.provider, &id.file};
+    case Kind::kAuthIndex:
+      return {&id.index};
+    case Kind::kProject:
+      return {&id.project};
+    case Kind::kAccount:
+      return {&id.account};
+    case Kind::kLabel:
+      return {&id.label};
+    case Kind::kCount:
+      break;
+  }
+  return {};
+}
+
+// "usage-account-history:2:<kind>:<HEX>:…", or "" when a field of the kind is empty. The provider
+// may be empty only for events (a file target without provider is rejected up front).
+std::string AccountKey(const Identity& id, Kind k) {
+  std::string key(kAccountKeyPrefix);
+  key += kKindNames[static_cast<int>(k)];
+  bool file_kind = k <= Kind::kFile;
+  auto fields = KindFields(id, k);
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i]->empty() && !(file_kind && i == 0)) return "";
+    key += ':';
+    std::string hex = HexEncode(*fields[i]);
+    for (char& c : hex) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    key += hex;
+  }
+  return key;
+}
+
+Kind PrimaryKind(const Identity& id) {
+  for (int k = 0; k < static_cast<int>(Kind::kCount); ++k) {
+    if (!AccountKey(id, static_cast<Kind>(k)).empty()) return static_cast<Kind>(k);
+  }
+  return Kind::kCount;
+}
+
+struct HistoryTarget {
+  std::string row_key, account_key;
+  std::string auth_index;  // set for file-index and auth-index targets: an SQL prefilter
+  Kind kind = Kind::kCount;
+  in::Agg agg;
+  int64_t first = 0, last = 0;
+  // Newest requests, kept sorted newest first, at most kAccountHistoryRecentRequests.
+  std::vector<std::pair<std::pair<int64_t, int64_t>, bj::object>> recent;
+};
+
+bj::object RecentRequestJson(const db::Statement& s, const in::EventView& e) {
+  bj::object o;
+  o["timestamp_ms"] = e.ts;
+  o["failed"] = e.failed;
+  if (!s.IsNull("fail_status_code")) o["fail_status_code"] = s.ColumnInt64("fail_status_code");
+  PutOptText(o, "fail_summary", s, "fail_summary");
+  PutOptText(o, "header_error_kind", s, "header_error_kind");
+  PutOptText(o, "header_error_code", s, "header_error_code");
+  PutOptText(o, "header_trace_id", s, "header_trace_id");
+  return o;
+}
+
+}  // namespace
+
+Response Handlers::AccountHistory(const Request& request) {
+  Result<bj::object> parsed = json::ParseObject(request.body);
+  if (!parsed.ok()) return BadRequest("invalid request body: " + parsed.status().message());
+  for (const auto& kv : *parsed) {
+    if (kv.key() != "accounts" && kv.key() != "catch_up") {
+      return BadRequest(fmt::format("unknown field \"{}\"", std::string_view(kv.key())));
+    }
+  }
+  const bj::array* accounts = json::GetArray(*parsed, "accounts");
+  if (!accounts || accounts->empty()) return BadRequest("accounts are required");
+  if (accounts->size() > kMaxAccountHistoryTargets) {
+    return BadRequest(fmt::format("at most {} accounts are allowed", kMaxAccountHistoryTargets));
+  }
+  bool catch_up = json::GetBool(*parsed, "catch_up").value_or(false);
+  std::vector<HistoryTarget> targets;
+  std::set<std::string> row_keys;
+  std::map<std::string, std::vector<size_t>> by_key;
+  std::array<bool, static_cast<size_t>(Kind::kCount)> kinds{};
+  for (const bj::value& v : *accounts) {
+    if (!v.is_object()) return BadRequest("each account must be an object");
+    const bj::object& o = v.as_object();
+    for (const auto& kv : o) {
+      if (std::find(std::begin(kTargetFields), std::end(kTargetFields), kv.key()) ==
+          std::end(kTargetFields)) {
+        return BadRequest(fmt::format("unknown field \"{}\"", std::string_view(kv.key())));
+      }
+      if (!kv.value().is_string() && !kv.value().is_null()) {
+        return BadRequest(fmt::format("{} must be a string", std::string_view(kv.key())));
+      }
+    }
+    auto field = [&](std::string_view k) { return json::GetString(o, k).value_or(""); };
+    HistoryTarget t;
+    t.row_key = std::string(Trim(field("row_key")));
+    if (t.row_key.empty()) return BadRequest("row_key is required");
+    if (!row_keys.insert(t.row_key).second) {
+      return BadRequest("duplicate row_key: " + t.row_key);
+    }
+    Identity id =
+        MakeIdentity(field("auth_file_snapshot"), field("source"), field("auth_provider_snapshot"),
+                     field("auth_index"), field("auth_project_id_snapshot"),
+                     field("account_snapshot"), field("auth_label_snapshot"));
+    std::string given(Trim(field("account_key")));
+    Kind kind = PrimaryKind(id);
+    if (kind == Kind::kCount) {
+      // Only an account key: take its kind from the key itself.
+      for (int k = 0; k < static_cast<int>(Kind::kCount) && !given.empty(); ++k) {
+        std::string prefix = std::string(kAccountKeyPrefix) + std::string(kKindNames[k]) + ":";
+        if (given.rfind(prefix, 0) == 0) {
+          kind = static_cast<Kind>(k);
+          break;
+        }
+      }
+      if (kind == Kind::kCount) {
+        return BadRequest("account " + t.row_key + " needs at least one target field");
+      }
+      t.account_key = given;
+    } else {
+      if (kind <= Kind::kFile && id.provider.empty()) {
+        return BadRequest("auth_provider_snapshot is required for auth-file account " + t.row_key);
+      }
+      t.account_key = AccountKey(id, kind);
+      if (kind == Kind::kFileIndex || kind == Kind::kAuthIndex) t.auth_index = id.index;
+    }
+    t.kind = kind;
+    kinds[static_cast<size_t>(kind)] = true;
+    by_key[t.account_key].push_back(targets.size());
+    targets.push_back(std::move(t));
+  }
+
+  int64_t processed = 0;
+  if (catch_up) {
+    RollupWorker worker(db_, clock_, options_.prices);
+    auto n = worker.RunOnce(5);  // ≤ 5 × 1,000 events
+    if (!n.ok()) return Fail(n.status());
+    processed = *n;
+  }
+  auto prices = LoadPrices();
+  if (!prices.ok()) return Fail(prices.status());
+
+  auto result = db_.Read([&](db::Connection& conn) -> Result<bj::object> {
+    CPAMP_ASSIGN_OR_RETURN(db::Transaction tx,
+                           db::Transaction::Begin(conn, db::Transaction::Mode::kDeferred));
+    in::CostKeys keys(*prices);
+    CPAMP_ASSIGN_OR_RETURN(in::RollupState state, in::LoadRollupState(conn));
+    // When every target pins an auth index, only rows with those indices can match: read them
+    // through idx_usage_events_auth_index instead of scanning the table.
+    std::string prefilter;
+    if (std::all_of(targets.begin(), targets.end(),
+                    [](const HistoryTarget& t) { return !t.auth_index.empty(); })) {
+      prefilter = " where auth_index in (";
+      for (size_t i = 0; i < targets.size(); ++i) prefilter += i ? ",?" : "?";
+      prefilter += ")";
+    }
+    CPAMP_ASSIGN_OR_RETURN(
+        db::Statement s,
+        conn.Prepare(fmt::format(
+            "select {}, auth_file_snapshot, source, auth_provider_snapshot, provider, auth_index, "
+            "auth_project_id_snapshot, account_snapshot, auth_label_snapshot, fail_status_code, "
+            "fail_summary, header_error_kind, header_error_code, header_trace_id "
+            "from usage_events{}",
+            in::kCoreColumns, prefilter)));
+    for (size_t i = 0; i < targets.size() && !prefilter.empty(); ++i) {
+      CPAMP_RETURN_IF_ERROR(s.BindText(static_cast<int>(i) + 1, targets[i].auth_index));
+    }
+    CPAMP_ASSIGN_OR_RETURN(db::Statement max_id,
+                           conn.Prepare("select coalesce(max(id), 0) from usage_events"));
+    CPAMP_ASSIGN_OR_RETURN(bool has_max, max_id.Step());
+    int64_t latest_id = has_max ? max_id.ColumnInt64(0) : 0;
+    while (true) {
+      CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      in::EventView e = in::ReadCoreColumns(s, 0);
+      std::string_view provider = s.ColumnTextView(20);
+      if (provider.empty()) provider = s.ColumnTextView(21);
+      Identity id =
+          MakeIdentity(s.ColumnTextView(18), s.ColumnTextView(19), provider, s.ColumnTextView(22),
+                       s.ColumnTextView(23), s.ColumnTextView(24), s.ColumnTextView(25));
+      int key = -1;
+      for (size_t k = 0; k < kinds.size(); ++k) {
+        if (!kinds[k]) continue;
+        std::string ak = AccountKey(id, static_cast<Kind>(k));
+        if (ak.empty()) continue;
+        auto it = by_key.find(ak);
+        if (it == by_key.end()) continue;
+        if (key < 0) {
+          key = keys.ForEvent(e.model, e.requested_model, e.resolved_model, e.service_tier,
+                              e.tokens.input);
+        }
+        for (size_t ti : it->second) {
+          HistoryTarget& t = targets[ti];
+          t.agg.Add(key, e.tokens);
+          t.first = t.first == 0 ? e.ts : std::min(t.first, e.ts);
+          t.last = std::max(t.last, e.ts);
+          auto order = std::make_pair(e.ts, e.id);
+          if (t.recent.size() < static_cast<size_t>(kAccountHistoryRecentRequests) ||
+              order > t.recent.back().first) {
+            auto pos = std::find_if(t.recent.begin(), t.recent.end(),
+                                    [&](const auto& r) { return r.first < order; });
+            t.recent.insert(pos, {order, RecentRequestJson(s, e)});
+            if (t.recent.size() > static_cast<size_t>(kAccountHistoryRecentRequests)) {
+              t.recent.pop_back();
+            }
+          }
+        }
+      }
+    }
+    bj::array items;
+    for (HistoryTarget& t : targets) {
+      const in::Tokens& x = t.agg.total;
+      bool matched = x.calls > 0;
+      bj::object o;
+      o["row_key"] = t.row_key;
+      o["account_key"] = t.account_key;
+      o["matched"] = matched;
+      o["total_requests"] = x.calls;
+      o["success_calls"] = x.success;
+      o["failure_calls"] = x.failure;
+      o["total_tokens"] = x.total;
+      o["total_cost"] = t.agg.Cost(keys);
+      o["success_rate"] = matched ? bj::value(Ratio(x.success, x.calls)) : bj::value(nullptr);
+      o["first_seen_ms"] = matched ? bj::value(t.first) : bj::value(nullptr);
+      o["last_seen_ms"] = matched ? bj::value(t.last) : bj::value(nullptr);
+      if (matched) {
+        o["latest_request"] = t.recent.front().second;
+        bj::array recent;
+        for (auto& r : t.recent) recent.push_back(std::move(r.second));
+        o["recent_requests"] = std::move(recent);
+      }
+      o["sync_status"] = matched ? "ready" : "empty";
+      items.push_back(std::move(o));
+    }
+    int64_t pending = std::max<int64_t>(0, latest_id - state.last_event_id);
+    return bj::object{{"generated_at_ms", clock_.NowMs()},
+                      {"checkpoint", bj::object{{"last_event_id", state.last_event_id},
+                                                {"latest_id", latest_id},
+                                                {"pending", pending},
+                                                {"processed", processed}}},
+                      {"items", std::move(items)}};
+  });
+  if (!result.ok()) return Fail(result.status());
+  return Response::Json(200, *result);
 }
 
 }  // namespace cpamp::analytics

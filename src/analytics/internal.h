@@ -70,15 +70,23 @@ class Buckets {
   std::vector<int64_t> starts_, ends_;
 };
 
+// Ids (sorted) of events in the search projection whose text contains the query, for the time
+// ranges a request reads; events with id > covered_id are not in the projection yet.
+struct SearchHits {
+  std::vector<int64_t> ids;
+  int64_t covered_id = 0;
+};
+
 // Request filters (spec storage §6.1 filter table).
 struct Filters {
+  const SearchHits* search_hits = nullptr;  // borrowed; null → test every row
   std::string search_query;
   std::string search_api_key_hash;
-  std::vector<std::string> models;  // analytics-model normalized
+  std::vector<std::string> models;               // analytics-model normalized
   std::vector<std::string> providers, accounts;  // lower-cased
-  std::vector<std::string> credential_ids, auth_files, auth_indices, api_key_hashes,
-      source_hashes, project_ids, request_types, header_error_kinds, header_error_codes,
-      header_quota_plans, header_trace_ids;
+  std::vector<std::string> credential_ids, auth_files, auth_indices, api_key_hashes, source_hashes,
+      project_ids, request_types, header_error_kinds, header_error_codes, header_quota_plans,
+      header_trace_ids;
   bool include_failed = true;
   bool failed_only = false;
   int64_t min_latency_ms = 0;
@@ -96,6 +104,23 @@ struct Where {
   std::vector<std::string> text_params;
 };
 Where BuildWhere(const Filters& f);
+// Registers analytics_model(model, requested_model) and analytics_search(q, col...) on a
+// connection; every statement built from BuildWhere needs them. Idempotent.
+void RegisterSqlFunctions(db::Connection& conn);
+// Queries containing %, _ or U+001F use the escaped LIKE path (spec storage 6.1).
+bool UsesLikeSearch(std::string_view query);
+
+// Search projection (analytics_search_rows): the column list its text is built from, the text of
+// one row read with those columns starting at `first`, the covered-id checkpoint, the hit lookup
+// for the union of `ranges` ([from, to) pairs), and the analytics_hit(id) SQL function bound to
+// `hits` (which must outlive every statement using it; rebind with null afterwards).
+std::string SearchColumnList();
+int SearchColumnCount();
+std::string SearchText(const db::Statement& s, int first);
+Result<int64_t> SearchProjectionCheckpoint(db::Connection& conn);
+Status LoadSearchHits(db::Connection& conn, std::string_view query,
+                      std::vector<std::pair<int64_t, int64_t>> ranges, SearchHits& out);
+void BindSearchHits(db::Connection& conn, const SearchHits* hits);
 // Binds Where params starting at parameter index `first`.
 Status BindWhere(db::Statement& stmt, const Where& w, int first);
 
@@ -152,7 +177,7 @@ struct BucketAgg {
 struct CoreResult {
   Agg total;
   std::vector<uint32_t> latencies, ttfts;
-  std::vector<BucketAgg> buckets;  // parallel to Buckets
+  std::vector<BucketAgg> buckets;                             // parallel to Buckets
   std::array<std::pair<int64_t, int64_t>, 24> hour_of_day{};  // calls, tokens
   std::set<int64_t> active_days;                              // local day numbers
   std::set<std::string> zero_token_models;

@@ -13,6 +13,10 @@
 //   retention) are kept with their old bands, the one documented approximation.
 // - Retention deletes whole UTC hours older than N days, only ids the rollup already covers, in
 //   1,000-row transactions, and records the horizon in the state row.
+// - The search projection (analytics_search_rows) has its own checkpoint (state row 'search'), so
+//   databases rolled up before it existed are back-filled; each pass runs ≤ max_batches of it
+//   after the rollup batches. Retention deletes an event's projection row in the same transaction.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -61,6 +65,44 @@ Status Rebuild(db::Connection& conn, const std::string& revision, int64_t now_ms
 }
 
 // Folds ids (checkpoint, checkpoint + batch] into the rollup; returns events folded.
+// One batch of the search projection: ≤1,000 events past the 'search' checkpoint, in id order.
+Result<int64_t> ProjectBatch(db::Connection& conn, int64_t now_ms) {
+  CPAMP_RETURN_IF_ERROR(
+      conn.Exec("insert or ignore into analytics_rollup_state(name, last_event_id) "
+                "values ('search', 0)"));
+  CPAMP_ASSIGN_OR_RETURN(int64_t last, in::SearchProjectionCheckpoint(conn));
+  CPAMP_ASSIGN_OR_RETURN(
+      db::Statement s,
+      conn.Prepare(fmt::format("select id, timestamp_ms, {} from usage_events where id > ?1 "
+                               "order by id limit ?2",
+                               in::SearchColumnList())));
+  CPAMP_RETURN_IF_ERROR(s.Bind(1, last));
+  CPAMP_RETURN_IF_ERROR(s.Bind(2, kRollupBatchEvents));
+  CPAMP_ASSIGN_OR_RETURN(db::Statement ins,
+                         conn.Prepare("insert or replace into analytics_search_rows "
+                                      "(timestamp_ms, id, text) values (?1, ?2, ?3)"));
+  int64_t n = 0;
+  while (true) {
+    CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    last = s.ColumnInt64(0);
+    CPAMP_RETURN_IF_ERROR(ins.Reset());
+    CPAMP_RETURN_IF_ERROR(ins.Bind(1, s.ColumnInt64(1)));
+    CPAMP_RETURN_IF_ERROR(ins.Bind(2, last));
+    CPAMP_RETURN_IF_ERROR(ins.BindText(3, in::SearchText(s, 2)));
+    CPAMP_RETURN_IF_ERROR(ins.Run());
+    ++n;
+  }
+  if (n == 0) return n;
+  CPAMP_ASSIGN_OR_RETURN(db::Statement u,
+                         conn.Prepare("update analytics_rollup_state set last_event_id = ?1, "
+                                      "updated_at_ms = ?2 where name = 'search'"));
+  CPAMP_RETURN_IF_ERROR(u.Bind(1, last));
+  CPAMP_RETURN_IF_ERROR(u.Bind(2, now_ms));
+  CPAMP_RETURN_IF_ERROR(u.Run());
+  return n;
+}
+
 Result<int64_t> FoldBatch(db::Connection& conn, in::CostKeys& keys, int64_t now_ms) {
   CPAMP_ASSIGN_OR_RETURN(in::RollupState st, in::LoadRollupState(conn));
   CPAMP_ASSIGN_OR_RETURN(db::Statement s,
@@ -75,8 +117,8 @@ Result<int64_t> FoldBatch(db::Connection& conn, in::CostKeys& keys, int64_t now_
     CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     in::EventView e = in::ReadCoreColumns(s, 0);
-    int key = keys.ForEvent(e.model, e.requested_model, e.resolved_model, e.service_tier,
-                            e.tokens.input);
+    int key =
+        keys.ForEvent(e.model, e.requested_model, e.resolved_model, e.service_tier, e.tokens.input);
     RollupCell& c = cells[{in::FloorDiv(e.ts, kHourMs) * kHourMs, key, e.failed}];
     c.t.Add(e.tokens);
     if (e.latency && *e.latency > 0) in::AppendSamples(c.lat, static_cast<uint32_t>(*e.latency));
@@ -143,10 +185,10 @@ Result<int64_t> FoldBatch(db::Connection& conn, in::CostKeys& keys, int64_t now_
     CPAMP_RETURN_IF_ERROR(get.Reset());
     lat += c.lat;
     ttft += c.ttft;
-    int64_t vals[] = {t.calls,         t.input,          t.output,          t.reasoning,
-                      t.cached,        t.cache_read,     t.cache_creation,  t.total,
-                      t.latency_sum,   t.latency_samples, t.zero_token_calls, t.long_input,
-                      t.long_output,   t.long_cached,    t.long_cache_read, t.long_cache_creation};
+    int64_t vals[] = {t.calls,       t.input,           t.output,           t.reasoning,
+                      t.cached,      t.cache_read,      t.cache_creation,   t.total,
+                      t.latency_sum, t.latency_samples, t.zero_token_calls, t.long_input,
+                      t.long_output, t.long_cached,     t.long_cache_read,  t.long_cache_creation};
     for (int i = 0; i < 16; ++i) CPAMP_RETURN_IF_ERROR(put.Bind(7 + i, vals[i]));
     CPAMP_RETURN_IF_ERROR(put.BindBlob(23, lat));
     CPAMP_RETURN_IF_ERROR(put.BindBlob(24, ttft));
@@ -194,6 +236,15 @@ Result<int64_t> RollupWorker::RunOnce(int64_t max_batches) {
     total += n;
     if (n < kRollupBatchEvents) break;
   }
+  int64_t projected = 0;
+  for (int64_t i = 0; i < max_batches; ++i) {
+    CPAMP_ASSIGN_OR_RETURN(int64_t n, db_.WriteTransaction([&](db::Connection& conn) {
+      return ProjectBatch(conn, now);
+    }));
+    projected += n;
+    if (n < kRollupBatchEvents) break;
+  }
+  last_projected_ = projected;
   return total;
 }
 
@@ -245,8 +296,8 @@ void RollupWorker::Loop() {
     }
     std::unique_lock<std::mutex> lock(mu_);
     // More pending: continue after 250 ms; otherwise wait for a wake or the poll interval.
-    int64_t wait_ms = folded >= kRollupBatchEvents * kRollupBatchesPerWake ? 250
-                                                                            : poll_interval_ms_;
+    constexpr int64_t kFullPass = kRollupBatchEvents * kRollupBatchesPerWake;
+    int64_t wait_ms = folded >= kFullPass || last_projected_ >= kFullPass ? 250 : poll_interval_ms_;
     cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || wake_; });
     if (stopping_) return;
     wake_ = false;
@@ -257,7 +308,9 @@ void RollupWorker::Loop() {
 
 RetentionWorker::RetentionWorker(db::Database& db, const Clock& clock, int retention_days,
                                  int64_t poll_interval_ms)
-    : db_(db), clock_(clock), retention_days_(retention_days),
+    : db_(db),
+      clock_(clock),
+      retention_days_(retention_days),
       poll_interval_ms_(poll_interval_ms) {}
 
 RetentionWorker::~RetentionWorker() { Stop(); }
@@ -268,28 +321,44 @@ Result<int64_t> RetentionWorker::RunOnce(int64_t max_batches) {
       in::FloorDiv(clock_.NowMs() - int64_t{retention_days_} * kDayMs, kHourMs) * kHourMs;
   int64_t total = 0;
   for (int64_t i = 0; i < max_batches; ++i) {
-    CPAMP_ASSIGN_OR_RETURN(int64_t n, db_.WriteTransaction([&](db::Connection& conn)
-                                                               -> Result<int64_t> {
-      CPAMP_ASSIGN_OR_RETURN(in::RollupState st, in::LoadRollupState(conn));
-      CPAMP_ASSIGN_OR_RETURN(
-          db::Statement d,
-          conn.Prepare("delete from usage_events where id in (select id from usage_events "
-                       "where timestamp_ms < ?1 and id <= ?2 order by timestamp_ms limit ?3)"));
-      CPAMP_RETURN_IF_ERROR(d.Bind(1, horizon));
-      CPAMP_RETURN_IF_ERROR(d.Bind(2, st.last_event_id));
-      CPAMP_RETURN_IF_ERROR(d.Bind(3, kRetentionBatchRows));
-      CPAMP_RETURN_IF_ERROR(d.Run());
-      int64_t changed = conn.Changes();
-      if (changed > 0) {
-        CPAMP_ASSIGN_OR_RETURN(db::Statement u,
-                               conn.Prepare("update analytics_rollup_state set "
-                                            "retained_before_ms = max(retained_before_ms, ?1) "
-                                            "where name = 'hourly'"));
-        CPAMP_RETURN_IF_ERROR(u.Bind(1, horizon));
-        CPAMP_RETURN_IF_ERROR(u.Run());
-      }
-      return changed;
-    }));
+    CPAMP_ASSIGN_OR_RETURN(
+        int64_t n, db_.WriteTransaction([&](db::Connection& conn) -> Result<int64_t> {
+          CPAMP_ASSIGN_OR_RETURN(in::RollupState st, in::LoadRollupState(conn));
+          CPAMP_ASSIGN_OR_RETURN(
+              db::Statement d,
+              conn.Prepare("delete from usage_events where id in (select id from usage_events "
+                           "where timestamp_ms < ?1 and id <= ?2 order by timestamp_ms limit ?3) "
+                           "returning timestamp_ms, id"));
+          CPAMP_RETURN_IF_ERROR(d.Bind(1, horizon));
+          CPAMP_RETURN_IF_ERROR(d.Bind(2, st.last_event_id));
+          CPAMP_RETURN_IF_ERROR(d.Bind(3, kRetentionBatchRows));
+          std::vector<std::pair<int64_t, int64_t>> deleted;
+          while (true) {
+            CPAMP_ASSIGN_OR_RETURN(bool row, d.Step());
+            if (!row) break;
+            deleted.emplace_back(d.ColumnInt64(0), d.ColumnInt64(1));
+          }
+          // The search projection row of each deleted event goes in the same transaction.
+          CPAMP_ASSIGN_OR_RETURN(db::Statement p,
+                                 conn.Prepare("delete from analytics_search_rows where "
+                                              "timestamp_ms = ?1 and id = ?2"));
+          for (const auto& [ts, id] : deleted) {
+            CPAMP_RETURN_IF_ERROR(p.Reset());
+            CPAMP_RETURN_IF_ERROR(p.Bind(1, ts));
+            CPAMP_RETURN_IF_ERROR(p.Bind(2, id));
+            CPAMP_RETURN_IF_ERROR(p.Run());
+          }
+          int64_t changed = static_cast<int64_t>(deleted.size());
+          if (changed > 0) {
+            CPAMP_ASSIGN_OR_RETURN(db::Statement u,
+                                   conn.Prepare("update analytics_rollup_state set "
+                                                "retained_before_ms = max(retained_before_ms, ?1) "
+                                                "where name = 'hourly'"));
+            CPAMP_RETURN_IF_ERROR(u.Bind(1, horizon));
+            CPAMP_RETURN_IF_ERROR(u.Run());
+          }
+          return changed;
+        }));
     total += n;
     if (n < kRetentionBatchRows) break;
   }

@@ -390,6 +390,27 @@ Status CreateAnalyticsRollups(Connection& conn) {
       "timestamp_ms) where failed = 1;");
 }
 
+// Step 5 (analytics context): drop the three step-4 usage_events indexes. Their queries are served
+// by the rollup plus the base idx_usage_events_timestamp (an index on timestamp_ms also orders by
+// rowid = id, so it serves the (timestamp_ms, id) keyset too), and every extra usage_events index
+// slows ingest.
+Status DropAnalyticsEventIndexes(Connection& conn) {
+  return conn.Exec(
+      "drop index if exists idx_analytics_events_core;"
+      "drop index if exists idx_analytics_events_failed;"
+      "drop index if exists idx_analytics_events_ts_id;");
+}
+
+// Step 6 (analytics context): the search projection, one row per event: the lower-ASCII text of
+// the spec storage 6.1 search columns joined with U+001F, clustered by (timestamp_ms, id) so a
+// search reads a range sequentially. Filled by the rollup worker (checkpoint row 'search' in
+// analytics_rollup_state) and pruned together with usage_events by retention.
+Status CreateAnalyticsSearchRows(Connection& conn) {
+  return conn.Exec(
+      "create table if not exists analytics_search_rows (timestamp_ms integer not null, "
+      "id integer not null, text text not null, primary key (timestamp_ms, id)) without rowid");
+}
+
 struct MigrationStep {
   int version;
   std::string_view name;
@@ -402,6 +423,8 @@ constexpr MigrationStep kMigrations[] = {
     {2, "add_missing_head_columns", &AddMissingHeadColumns},
     {3, "create_base_indexes", &CreateBaseIndexes},
     {4, "create_analytics_rollups", &CreateAnalyticsRollups},
+    {5, "drop_analytics_event_indexes", &DropAnalyticsEventIndexes},
+    {6, "create_analytics_search_rows", &CreateAnalyticsSearchRows},
 };
 
 Result<std::set<int>> AppliedVersions(Connection& conn) {
