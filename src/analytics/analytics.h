@@ -83,8 +83,10 @@ struct WorkerStats {
 // hour) when the price structure revision changes, because context bands depend on it.
 class RollupWorker {
  public:
+  // search_projection=false skips filling analytics_search_rows (saves ~0.7 KB per event; free-
+  // text search then tests rows one by one and stays exact, only slower).
   RollupWorker(db::Database& db, const Clock& clock, PriceLoader prices = {},
-               int64_t poll_interval_ms = 30'000);
+               int64_t poll_interval_ms = 30'000, bool search_projection = true);
   ~RollupWorker();
   void Start();
   void Wake();
@@ -99,6 +101,7 @@ class RollupWorker {
   const Clock& clock_;
   PriceLoader prices_;
   const int64_t poll_interval_ms_;
+  const bool search_projection_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool wake_ = false;                       // guarded by mu_

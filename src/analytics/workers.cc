@@ -206,8 +206,12 @@ Result<int64_t> FoldBatch(db::Connection& conn, in::CostKeys& keys, int64_t now_
 }  // namespace
 
 RollupWorker::RollupWorker(db::Database& db, const Clock& clock, PriceLoader prices,
-                           int64_t poll_interval_ms)
-    : db_(db), clock_(clock), prices_(std::move(prices)), poll_interval_ms_(poll_interval_ms) {}
+                           int64_t poll_interval_ms, bool search_projection)
+    : db_(db),
+      clock_(clock),
+      prices_(std::move(prices)),
+      poll_interval_ms_(poll_interval_ms),
+      search_projection_(search_projection) {}
 
 RollupWorker::~RollupWorker() { Stop(); }
 
@@ -237,7 +241,7 @@ Result<int64_t> RollupWorker::RunOnce(int64_t max_batches) {
     if (n < kRollupBatchEvents) break;
   }
   int64_t projected = 0;
-  for (int64_t i = 0; i < max_batches; ++i) {
+  for (int64_t i = 0; search_projection_ && i < max_batches; ++i) {
     CPAMP_ASSIGN_OR_RETURN(int64_t n, db_.WriteTransaction([&](db::Connection& conn) {
       return ProjectBatch(conn, now);
     }));

@@ -119,7 +119,7 @@ int Serve() {
   if (boot->migrated_legacy) spdlog::info("CPA Manager Plus legacy data migrated");
 
   setup::AdminAuth auth(**database, clock);
-  analytics::RollupWorker rollups(**database, clock, {}, kRollupPollMs);
+  analytics::RollupWorker rollups(**database, clock, {}, kRollupPollMs, cfg->usage_search_index);
   analytics::RetentionWorker retention(**database, clock, cfg->usage_retention_days);
   pricing::HttpPriceSource price_source;
   pricing::HandlerOptions pricing_options;

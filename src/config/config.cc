@@ -192,6 +192,9 @@ const Row kRows[] = {
      .kind = Kind::kEnum, .field = &Config::usage_raw_json,
      .description = "Keep the redacted raw record (raw_json) for: all, failed or none events",
      .choices = "all|failed|none"},
+    {.env = "USAGE_SEARCH_INDEX", .json_key = "usageSearchIndex", .default_text = "false",
+     .kind = Kind::kBool, .field = &Config::usage_search_index,
+     .description = "Keep a search projection for ~6x faster free-text search (~0.7 KB/event)"},
 };
 // clang-format on
 

@@ -68,6 +68,7 @@ struct Config {
   int usage_import_session_ttl_minutes = 1440;
   int usage_retention_days = 0;  // beyond upstream; 0 = keep everything
   std::string usage_raw_json = "failed";  // beyond upstream: all|failed|none
+  bool usage_search_index = false;         // beyond upstream: analytics search projection
   // Names of the table's env vars that were set (non-blank), e.g. "USAGE_QUOTA_COOLDOWN_ENABLED"
   // or "CPA_MANAGEMENT_KEY_FILE": the panel switches they back are "env-managed".
   std::set<std::string> env_overridden;
