@@ -108,19 +108,25 @@ Response DashboardSummary(const Request& req, Services& s) {
 Response MonitoringAnalytics(const Request& req, Services& s) {
   return s.analytics.MonitoringAnalytics(req);
 }
-Response HeaderSnapshots(const Request& req, Services& s) { return s.analytics.HeaderSnapshots(req); }
+Response HeaderSnapshots(const Request& req, Services& s) {
+  return s.analytics.HeaderSnapshots(req);
+}
 Response AccountHistory(const Request& req, Services& s) { return s.analytics.AccountHistory(req); }
 Response AnalyticsMethodNotAllowed(const Request& req, Services& s) {
   return s.analytics.MethodNotAllowed(req);
 }
 
-Response CompatibleUsage(const Request& req, Services& s) { return s.usage_data.CompatibleUsage(req); }
+Response CompatibleUsage(const Request& req, Services& s) {
+  return s.usage_data.CompatibleUsage(req);
+}
 Response ExportUsage(const Request& req, Services& s) { return s.usage_data.Export(req); }
 Response ImportUsage(const Request& req, Services& s) { return s.usage_data.Import(req); }
 Response CreateImportSession(const Request& req, Services& s) {
   return s.usage_data.CreateSession(req);
 }
-Response ImportSessionRoute(const Request& req, Services& s) { return s.usage_data.SessionRoute(req); }
+Response ImportSessionRoute(const Request& req, Services& s) {
+  return s.usage_data.SessionRoute(req);
+}
 Response UsageFamily(const Request& req, Services& s) { return s.usage_data.Route(req); }
 size_t UsageBodyLimit(const net::RequestHead& head, Services& s) {
   return s.usage_data.BodyLimit(head.method, head.path);

@@ -19,9 +19,9 @@
 
 #include "analytics/analytics.h"
 #include "api/api.h"
-#include "collector/collector.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "collector/collector.h"
 #include "config/config.h"
 #include "db/db.h"
 #include "net/http.h"
@@ -54,7 +54,8 @@ class ImportSessionJanitor {
  private:
   void Loop() {
     std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(period_ms_), [this] { return stopping_; })) {
+    while (
+        !cv_.wait_for(lock, std::chrono::milliseconds(period_ms_), [this] { return stopping_; })) {
       lock.unlock();
       sessions_.CleanupExpired();
       lock.lock();
@@ -101,8 +102,8 @@ int Serve() {
     return 1;
   }
   collector::CollectorOptions collector_options;
-  collector_options.raw_json =
-      collector::ParseRawJsonPolicy(cfg->usage_raw_json).value_or(collector::RawJsonPolicy::kFailed);
+  collector_options.raw_json = collector::ParseRawJsonPolicy(cfg->usage_raw_json)
+                                   .value_or(collector::RawJsonPolicy::kFailed);
   collector::Collector collector(**database, clock, collector_options);
   setup::SetupService setup_service(*cfg, **database, box, clock, collector, started_at);
   auto boot = setup_service.Bootstrap();
@@ -135,13 +136,12 @@ int Serve() {
                                  : cfg->data_dir) /
        "usage-imports")
           .string();
-  usage::ImportSessionManager import_sessions(
-      **database, imports_dir, usage::ImportSessionLimits::FromConfig(*cfg), clock);
+  usage::ImportSessionManager import_sessions(**database, imports_dir,
+                                              usage::ImportSessionLimits::FromConfig(*cfg), clock);
   usage::DataHandlers usage_handlers(**database, *cfg, import_sessions, clock);
   api::ManagerApplication application(api::Services{*cfg, **database, setup_service, auth,
-                                                    collector, pricing_handlers,
-                                                    analytics_handlers, usage_handlers,
-                                                    started_at});
+                                                    collector, pricing_handlers, analytics_handlers,
+                                                    usage_handlers, started_at});
   net::ServerOptions options;
   options.host = listen->host.empty() ? "0.0.0.0" : listen->host;
   options.port = listen->port;

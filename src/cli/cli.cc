@@ -10,8 +10,8 @@
 #include <boost/json.hpp>
 
 #include <fstream>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "app/app.h"
@@ -183,8 +183,9 @@ int Main(int argc, char** argv) {
   std::string import_db;
   std::string import_file;
   auto* imp = cli.add_subcommand(
-      "import", "Import a usage file (exported NDJSON, JSON arrays, queue records, legacy CPA "
-                "exports) into a stopped server's database; duplicates are skipped.");
+      "import",
+      "Import a usage file (exported NDJSON, JSON arrays, queue records, legacy CPA "
+      "exports) into a stopped server's database; duplicates are skipped.");
   imp->add_option("--db-path", import_db, "SQLite database (default: from configuration)");
   imp->add_option("file", import_file, "File to import")->required();
 

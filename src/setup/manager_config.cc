@@ -197,28 +197,29 @@ bj::object ManagerConfigToJson(const ManagerConfig& mc) {
   return o;
 }
 
+void MergeCollectorJson(const bj::object& col, CollectorConfig& c) {
+  if (auto b = json::GetBool(col, "enabled")) c.enabled = *b;
+  if (auto s = json::GetString(col, "collectorMode"); s && !Trim(*s).empty())
+    c.collector_mode = NormalizeMode(*s);
+  if (auto s = json::GetString(col, "queue"); s && !Trim(*s).empty()) c.queue = Trim(*s);
+  if (auto s = json::GetString(col, "popSide"); s && !Trim(*s).empty())
+    c.pop_side = NormalizePopSide(*s, c.pop_side);
+  if (auto n = json::GetInt(col, "batchSize"); n && *n > 0 && *n <= 1'000'000)
+    c.batch_size = static_cast<int>(*n);
+  if (auto n = json::GetInt(col, "pollIntervalMs"); n && *n > 0 && *n <= 86'400'000)
+    c.poll_interval_ms = static_cast<int>(*n);
+  if (auto n = json::GetInt(col, "queryLimit"); n && *n > 0 && *n <= 100'000'000)
+    c.query_limit = static_cast<int>(*n);
+  if (auto b = json::GetBool(col, "tlsSkipVerify")) c.tls_skip_verify = *b;
+}
+
 Result<ManagerConfig> ManagerConfigFromJson(const bj::object& o, ManagerConfig base) {
   ManagerConfig mc = std::move(base);
   if (const auto* conn = json::GetObject(o, "cpaConnection")) {
     if (auto s = json::GetString(*conn, "cpaBaseUrl")) mc.cpa_base_url = *s;
     if (auto s = json::GetString(*conn, "managementKey")) mc.management_key = *s;
   }
-  if (const auto* col = json::GetObject(o, "collector")) {
-    if (auto b = json::GetBool(*col, "enabled")) mc.collector.enabled = *b;
-    if (auto s = json::GetString(*col, "collectorMode"); s && !Trim(*s).empty())
-      mc.collector.collector_mode = NormalizeMode(*s);
-    if (auto s = json::GetString(*col, "queue"); s && !Trim(*s).empty())
-      mc.collector.queue = Trim(*s);
-    if (auto s = json::GetString(*col, "popSide"); s && !Trim(*s).empty())
-      mc.collector.pop_side = NormalizePopSide(*s, mc.collector.pop_side);
-    if (auto n = json::GetInt(*col, "batchSize"); n && *n > 0 && *n <= 1'000'000)
-      mc.collector.batch_size = static_cast<int>(*n);
-    if (auto n = json::GetInt(*col, "pollIntervalMs"); n && *n > 0 && *n <= 86'400'000)
-      mc.collector.poll_interval_ms = static_cast<int>(*n);
-    if (auto n = json::GetInt(*col, "queryLimit"); n && *n > 0 && *n <= 100'000'000)
-      mc.collector.query_limit = static_cast<int>(*n);
-    if (auto b = json::GetBool(*col, "tlsSkipVerify")) mc.collector.tls_skip_verify = *b;
-  }
+  if (const auto* col = json::GetObject(o, "collector")) MergeCollectorJson(*col, mc.collector);
   auto codex = NormalizeCodexInspection(json::GetObject(o, "codexInspection"), mc.codex_inspection);
   if (!codex.ok()) return codex.status();
   mc.codex_inspection = std::move(*codex);

@@ -62,6 +62,10 @@ ManagerConfig DefaultManagerConfig(const config::Config& cfg);
 boost::json::object ManagerConfigToJson(const ManagerConfig& mc);
 // Decodes a stored or submitted object onto `base` (missing fields keep base's values).
 Result<ManagerConfig> ManagerConfigFromJson(const boost::json::object& o, ManagerConfig base);
+// Merges the submitted `collector` object onto `c` (wrong types ignored; non-empty strings and
+// positive in-range numbers replace; mode/pop side normalised). tlsSkipVerify is copied only
+// when present.
+void MergeCollectorJson(const boost::json::object& col, CollectorConfig& c);
 // Codex/xAI inspection settings merged onto `current` with the spec §3.4 rules; errors for an
 // invalid time zone (kInvalidTimeZone) or target type (kRequestFailed).
 Result<boost::json::object> NormalizeCodexInspection(const boost::json::object* submitted,

@@ -508,29 +508,11 @@ Result<bj::object> SetupService::PutConfig(const bj::object& body) {
       merged.management_key = key;
     }
   }
-  bool tls_skip = false;
+  // tlsSkipVerify is always taken from the body (absent = false), as upstream does.
+  merged.collector.tls_skip_verify = false;
   if (const auto* col = json::GetObject(*submitted, "collector")) {
-    if (auto b = json::GetBool(*col, "enabled")) merged.collector.enabled = *b;
-    if (auto s = json::GetString(*col, "collectorMode"); s && !Trim(*s).empty()) {
-      std::string m = ToLower(Trim(*s));
-      merged.collector.collector_mode =
-          (m == "subscribe" || m == "http" || m == "resp" || m == "auto") ? m : "auto";
-    }
-    if (auto s = json::GetString(*col, "queue"); s && !Trim(*s).empty())
-      merged.collector.queue = Trim(*s);
-    if (auto s = json::GetString(*col, "popSide"); s && !Trim(*s).empty()) {
-      std::string p = ToLower(Trim(*s));
-      if (p == "left" || p == "right") merged.collector.pop_side = p;
-    }
-    if (auto n = json::GetInt(*col, "batchSize"); n && *n > 0 && *n <= 1'000'000)
-      merged.collector.batch_size = static_cast<int>(*n);
-    if (auto n = json::GetInt(*col, "pollIntervalMs"); n && *n > 0 && *n <= 86'400'000)
-      merged.collector.poll_interval_ms = static_cast<int>(*n);
-    if (auto n = json::GetInt(*col, "queryLimit"); n && *n > 0 && *n <= 100'000'000)
-      merged.collector.query_limit = static_cast<int>(*n);
-    tls_skip = json::GetBool(*col, "tlsSkipVerify").value_or(false);
+    MergeCollectorJson(*col, merged.collector);
   }
-  merged.collector.tls_skip_verify = tls_skip;
   auto codex = NormalizeCodexInspection(json::GetObject(*submitted, "codexInspection"),
                                         current.codex_inspection);
   if (!codex.ok()) {

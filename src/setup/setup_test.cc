@@ -128,11 +128,13 @@ TEST_F(SetupServiceTest, BootstrapSeedsOnceAndEnvConnectionWins) {
 
   // A saved plaintext legacy row is encrypted at the next bootstrap and still resolves.
   ASSERT_TRUE(db_->Write([&](db::Connection& c) {
-                   return db::PutSetting(c, kSettingSetup,
-                                         R"({"cpaBaseUrl":"cpa:8317/v0","managementKey":"legacy-key-1",
+                   return db::PutSetting(
+                       c, kSettingSetup,
+                       R"({"cpaBaseUrl":"cpa:8317/v0","managementKey":"legacy-key-1",
                                              "queue":"q2","popSide":"left"})",
-                                         1);
-                 }).ok());
+                       1);
+                 })
+                  .ok());
   auto boot = svc.Bootstrap();
   ASSERT_TRUE(boot.ok());
   EXPECT_TRUE(boot->migrated_legacy);

@@ -138,7 +138,8 @@ struct Call {
   // Sends CONNECT host:port to the proxy and waits for its 2xx.
   asio::awaitable<bool> Tunnel(beast::tcp_stream& stream) {
     std::string authority =
-        (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) + ":" + url.port;
+        (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) + ":" +
+        url.port;
     http::request<http::empty_body> connect{http::verb::connect, authority, 11};
     connect.set(http::field::host, authority);
     AddProxyAuth(connect);
@@ -177,8 +178,8 @@ struct Call {
     auto connect_fail = [&](const boost::system::error_code& ec) {
       std::string what = ec == beast::error::timeout ? "i/o timeout" : ec.message();
       if (ec == asio::error::connection_refused) what = "connect: connection refused";
-      return Fail(std::string(proxy ? "proxyconnect tcp: " : "") + "dial tcp " + dial.host +
-                  ":" + dial.port + ": " + what);
+      return Fail(std::string(proxy ? "proxyconnect tcp: " : "") + "dial tcp " + dial.host + ":" +
+                  dial.port + ": " + what);
     };
     if (url.scheme == "https") {
       beast::tcp_stream raw(exec);
@@ -279,7 +280,8 @@ Result<Response> Fetch(const Request& request) {
     std::string proxy_text = request.proxy_url;
     if (proxy_text.find("://") == std::string::npos) proxy_text = "http://" + proxy_text;
     auto parsed = ParseUrl(proxy_text);
-    if (!parsed.ok()) return Error(ErrorCode::kBadRequest, "invalid proxy URL: " + parsed.status().message());
+    if (!parsed.ok())
+      return Error(ErrorCode::kBadRequest, "invalid proxy URL: " + parsed.status().message());
     if (parsed->scheme != "http") {
       return Error(ErrorCode::kBadRequest, "unsupported proxy scheme \"" + parsed->scheme + "\"");
     }
