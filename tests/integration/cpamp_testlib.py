@@ -4,6 +4,7 @@ temporary data directory, talk HTTP to it, and stand up a small fake CPA managem
 Only the Python standard library is used, so the tests run on a fresh Debian 12 machine.
 """
 
+import atexit
 import http.client
 import http.server
 import json
@@ -22,6 +23,31 @@ import unittest
 BINARY = os.environ.get("CPAMP_BINARY", "")
 SIM_BINARY = os.environ.get("CPAMP_SIM_BINARY", "")
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+_TEMP_DIRS = []
+
+
+def make_temp_dir(prefix="cpamp-it-"):
+    """A temporary directory removed when the test process exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    _TEMP_DIRS.append(path)
+    return path
+
+
+@atexit.register
+def _remove_temp_dirs():
+    for path in _TEMP_DIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def place_binary(source, target):
+    """Puts the binary at `target` (config.json is created next to the executable): a hard link
+    when possible, so dozens of servers do not each copy a 150 MB file."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy(source, target)
+
 
 LISTEN_RE = re.compile(r"cpa-manager-plus listening on (\S+)")
 KEY_RE = re.compile(r"CPA Manager Plus admin key generated: (\S+)")
@@ -55,10 +81,10 @@ class ManagerServer:
     def __init__(self, env=None, workdir=None, args=None, wait=True):
         if not BINARY:
             raise RuntimeError("CPAMP_BINARY is not set (run through ctest)")
-        self.workdir = workdir or tempfile.mkdtemp(prefix="cpamp-it-")
+        self.workdir = workdir or make_temp_dir()
         self.binary = os.path.join(self.workdir, "cpa-manager-plus")
         if not os.path.exists(self.binary):
-            shutil.copy(BINARY, self.binary)
+            place_binary(BINARY, self.binary)
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("CPA_", "USAGE_", "HTTP_ADDR", "PANEL_PATH"))}
         self.env["HTTP_ADDR"] = "127.0.0.1:0"

@@ -8,13 +8,13 @@ import sqlite3
 import tempfile
 import unittest
 
-from cpamp_testlib import REPO_ROOT, FakeCPA, ManagerServer
+from cpamp_testlib import REPO_ROOT, FakeCPA, ManagerServer, make_temp_dir
 
 
 class UpstreamDatabaseTest(unittest.TestCase):
     def test_v110_database_with_plaintext_key_opens_and_keeps_everything(self):
         cpa = FakeCPA(key="plain-management-key-123")
-        work = tempfile.mkdtemp(prefix="cpamp-compat-")
+        work = make_temp_dir("cpamp-compat-")
         os.makedirs(os.path.join(work, "data"))
         db = os.path.join(work, "data", "usage.sqlite")
         sql = open(os.path.join(REPO_ROOT, "tests", "compat", "upstream-v1.1.0-schema.sql")).read()
@@ -74,7 +74,7 @@ class UpstreamDatabaseTest(unittest.TestCase):
 
 class ConfigFileTest(unittest.TestCase):
     def test_cpa_manager_config_and_relative_data_dir(self):
-        work = tempfile.mkdtemp(prefix="cpamp-cfg-")
+        work = make_temp_dir("cpamp-cfg-")
         cfg_dir = os.path.join(work, "etc")
         os.makedirs(cfg_dir)
         cfg = os.path.join(cfg_dir, "manager.json")

@@ -4,7 +4,7 @@ bodies, 428 before setup, 502 when CPA is down, passthrough families, CORS and O
 import json
 import unittest
 
-from cpamp_testlib import FakeCPA, ManagerServer, request
+from cpamp_testlib import FakeCPA, ManagerServer, request, make_temp_dir
 
 
 class ProxyTest(unittest.TestCase):
@@ -120,7 +120,7 @@ class ProxyEdgeTest(unittest.TestCase):
 
     def test_https_cpa_with_self_signed_certificate(self):
         import tempfile
-        cpa = FakeCPA(tls_dir=tempfile.mkdtemp(prefix="cpamp-tls-"))
+        cpa = FakeCPA(tls_dir=make_temp_dir("cpamp-tls-"))
         s = ManagerServer()
         try:
             # Verification on: the self-signed certificate is refused with a clear 502.

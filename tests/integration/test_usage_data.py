@@ -8,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from cpamp_testlib import REPO_ROOT, ManagerServer
+from cpamp_testlib import REPO_ROOT, ManagerServer, make_temp_dir
 
 GOLDEN = os.path.join(REPO_ROOT, "tests", "golden", "usage")
 
@@ -121,7 +121,7 @@ class UsageDataTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("Exported 50 events", r.stdout)
-        fresh = tempfile.mkdtemp(prefix="cpamp-cli-")
+        fresh = make_temp_dir("cpamp-cli-")
         target = os.path.join(fresh, "usage.sqlite")
         # import refuses a non-manager file but creates a fresh database when none exists.
         r = subprocess.run([self.s.binary, "import", "--db-path", target, out],
