@@ -104,6 +104,8 @@ int Serve() {
   collector::CollectorOptions collector_options;
   collector_options.raw_json = collector::ParseRawJsonPolicy(cfg->usage_raw_json)
                                    .value_or(collector::RawJsonPolicy::kFailed);
+  collector_options.buffer_max_records = cfg->usage_buffer_max_records;
+  collector_options.buffer_max_bytes = cfg->usage_buffer_max_bytes;
   collector::Collector collector(**database, clock, collector_options);
   setup::SetupService setup_service(*cfg, **database, box, clock, collector, started_at);
   auto boot = setup_service.Bootstrap();

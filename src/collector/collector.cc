@@ -3,17 +3,28 @@
 // - One worker thread per applied plan. Run() picks a transport, runs its loop until an error
 //   or Stop, then decides: fall back (auto mode, "not supported"), re-probe (auto mode, every
 //   reprobe_interval on a fallback transport), or back off (1 s doubling to 30 s, +0-25 %
-//   jitter, never longer than half the CPA queue retention) and reconnect.
+//   jitter, never longer than half the CPA queue retention) and reconnect. A subscription that
+//   CPA closed after it ran reconnects after 100 ms: every second away sends records to the pop
+//   queue, where only a drain finds them.
 // - "Not supported" is decided from what CPA answered, never from message text: an error reply
 //   to AUTH or SUBSCRIBE (older CPA, RESP disabled, home mode...), a peer that does not speak
 //   RESP at all (HTTP behind a reverse proxy), or HTTP 404/405/501 from the usage-queue route.
 //   Connect errors and timeouts are never a reason to fall back: CPA may simply be down.
-// - No loss: items received go to pending_ and are committed (UsageWriter, one transaction)
-//   before the next pop. A failed commit is retried a few times; if it still fails the items
-//   stay in pending_, the session ends with a `consume` error and the next session commits them
-//   first. Stop() commits whatever is pending once more before the worker exits.
-// - Subscribe reads in 250 ms slices so Stop and the flush timer (poll interval) are noticed;
-//   the read window (40 s) and PING after 30 s idle are tracked here, not in the socket.
+// - Read fast, write behind: transports only read, parse and Submit() raw items to the
+//   IngestPipeline (normalise + commit on its own two threads). The subscribe loop drains every
+//   complete message its socket buffer holds into one chunk before submitting, so a burst costs
+//   one hand-over per socket read. Submit() blocks only when the bounded buffer is full: then
+//   the reader stops reading (/status readerStalled) rather than growing without bound.
+// - Pops (http/resp transports and drains) pop only below the pop-ahead limit: CPA keeps what
+//   we have not taken, so a kill -9 loses little in those modes; a subscriber cannot wait.
+// - Drops: CPA closes a subscriber that is 256 messages behind and loses the overflowing record;
+//   records published while no subscriber exists go to the pop queue. So a drain thread runs
+//   beside every subscription: it pops the queue dry when the subscription starts (this covers
+//   every re-subscribe after a drop) and again every quarter of the retention. A drop is
+//   counted as an overflow (one record estimated lost) when the reader was stalled or far
+//   behind the socket shortly before it; otherwise it is a plain close (CPA restart, disable).
+// - Subscribe reads in 250 ms slices so Stop is noticed; the read window (40 s) and PING after
+//   30 s idle are tracked here, not in the socket.
 // - The idle poll wait is min(pollIntervalMs, retention/2) so records never expire in CPA
 //   between two polls (retention read once per start from GET /v0/management/config).
 #include "collector/collector.h"
@@ -30,6 +41,7 @@
 #include "clients/cpa/cpa_client.h"
 #include "clients/http/http_client.h"
 #include "collector/resp_connection.h"
+#include "usage/event_store.h"
 
 namespace cpamp::collector {
 namespace {
@@ -37,6 +49,10 @@ namespace {
 namespace bj = boost::json;
 
 constexpr int64_t kSubscribeSliceMs = 250;
+constexpr size_t kSubscribeChunkItems = 4'096;  // hand over at least this often in a burst
+constexpr int64_t kResubscribeDelayMs = 100;
+constexpr size_t kCpaSubscriberBuffer = 256;  // cpa-protocol.md §2.4
+constexpr int64_t kDropWindowMs = 200;
 constexpr std::string_view kSupportRefreshPayload = R"({"support_refresh":true})";
 constexpr size_t kHttpQueueMaxResponseBytes = size_t{256} << 20;
 constexpr size_t kErrorBodySnippet = 200;
@@ -88,11 +104,12 @@ struct Collector::Outcome {
   std::string error;
   bool unsupported = false;  // CPA answered that this transport is not available
   bool reprobe = false;      // time to try the preferred transport again
+  bool dropped = false;      // CPA closed a running subscription
   static Outcome Stopped() { return Outcome{}; }
   static Outcome Fail(std::string stage, std::string error, bool unsupported = false) {
-    return Outcome{std::move(stage), std::move(error), unsupported, false};
+    return Outcome{std::move(stage), std::move(error), unsupported, false, false};
   }
-  static Outcome Reprobe() { return Outcome{"", "", false, true}; }
+  static Outcome Reprobe() { return Outcome{"", "", false, true, false}; }
 };
 
 Collector::Collector(db::Database& db, const Clock& clock, CollectorOptions options)
@@ -189,33 +206,30 @@ void Collector::MarkRunning() {
   stats_.last_error.clear();
 }
 
-void Collector::RecordBatch(const WriteStats& w, size_t items) {
-  const int64_t now = clock_.NowMs();
-  const int64_t steady = SteadyNowMs();
-  std::lock_guard lock(stats_mu_);
-  ++stats_.batches;
-  if (items > 0) stats_.last_consumed_at_ms = now;
-  stats_.total_inserted += w.inserted;
-  stats_.total_skipped += w.skipped;
-  stats_.total_dead_letters += w.dead_letters;
-  if (w.inserted + w.skipped > 0) stats_.last_inserted_at_ms = now;
-  if (w.newest_event_ms > 0) stats_.lag_ms = std::max<int64_t>(0, now - w.newest_event_ms);
-  recent_.emplace_back(steady, w.inserted + w.skipped);
-  while (!recent_.empty() && steady - recent_.front().first > options_.rate_window_ms) {
-    recent_.pop_front();
-  }
-}
-
 CollectorStats Collector::GetStats() const {
   std::lock_guard lock(stats_mu_);
   CollectorStats s = stats_;
-  const int64_t steady = SteadyNowMs();
-  int64_t events = 0;
-  for (const auto& [at, n] : recent_) {
-    if (steady - at <= options_.rate_window_ms) events += n;
+  if (pipeline_) {
+    PipelineStats p = pipeline_->Stats();
+    s.total_inserted += p.inserted;
+    s.total_skipped += p.skipped;
+    s.total_dead_letters += p.dead_letters;
+    s.batches += p.transactions;
+    s.transactions += p.transactions;
+    s.commit_failures += p.commit_failures;
+    if (p.last_inserted_at_ms > 0) s.last_inserted_at_ms = p.last_inserted_at_ms;
+    if (p.newest_event_ms > 0) s.lag_ms = std::max<int64_t>(0, clock_.NowMs() - p.newest_event_ms);
+    s.events_per_second = p.events_per_second;
+    s.backlog_records = p.backlog_records;
+    s.backlog_bytes = p.backlog_bytes;
+    s.peak_backlog_records = std::max(s.peak_backlog_records, p.peak_backlog_records);
+    s.reader_stalled = p.reader_stalled;
+    s.reader_stalls += p.reader_stalls;
+    s.reader_stall_ms += p.reader_stall_ms;
+    if (p.commit_failing) s.last_commit_error = p.last_commit_error;
   }
-  s.events_per_second =
-      static_cast<double>(events) * 1000.0 / static_cast<double>(options_.rate_window_ms);
+  s.backlog_max_records = options_.buffer_max_records;
+  s.backlog_max_bytes = options_.buffer_max_bytes;
   return s;
 }
 
@@ -239,6 +253,26 @@ bj::object Collector::StatusJson() {
   o["totalDeadLetters"] = s.total_dead_letters;
   o["batches"] = s.batches;
   o["reconnects"] = s.reconnects;
+  o["subscriberDrops"] = s.subscriber_drops;
+  o["lastSubscriberDropAt"] = s.last_subscriber_drop_at_ms;
+  o["overflowDrops"] = s.overflow_drops;
+  o["drainedRecords"] = s.drained_records;
+  o["drains"] = s.drains;
+  o["lastDrainAt"] = s.last_drain_at_ms;
+  o["drainTransport"] = s.drain_transport;
+  if (!s.last_drain_error.empty()) o["lastDrainError"] = s.last_drain_error;
+  o["undrainedGaps"] = s.undrained_gaps;
+  o["estimatedLost"] = s.estimated_lost;
+  o["backlogRecords"] = s.backlog_records;
+  o["backlogBytes"] = s.backlog_bytes;
+  o["backlogMaxRecords"] = s.backlog_max_records;
+  o["backlogMaxBytes"] = s.backlog_max_bytes;
+  o["peakBacklogRecords"] = s.peak_backlog_records;
+  o["readerStalled"] = s.reader_stalled;
+  o["readerStalls"] = s.reader_stalls;
+  o["readerStallMs"] = s.reader_stall_ms;
+  o["commitFailures"] = s.commit_failures;
+  if (!s.last_commit_error.empty()) o["lastCommitError"] = s.last_commit_error;
   return o;
 }
 
@@ -249,25 +283,45 @@ int64_t Collector::IdleWaitMs(const setup::CollectorPlan& plan) const {
   return std::max<int64_t>(10, std::min(poll, retention_ms_ / 2));
 }
 
-bool Collector::CommitPending(std::string* error) {
-  if (pending_.empty()) return true;
-  int64_t wait = options_.commit_retry_ms;
-  for (int attempt = 1; attempt <= std::max(1, options_.commit_attempts); ++attempt) {
-    Result<WriteStats> w = writer_->WriteBatch(pending_);
-    if (w.ok()) {
-      RecordBatch(*w, pending_.size());
-      pending_.clear();
-      return true;
-    }
-    *error = w.status().message();
-    spdlog::warn("collector: commit of {} items failed (attempt {}): {}", pending_.size(), attempt,
-                 *error);
-    if (attempt < options_.commit_attempts) {
-      if (!Wait(wait)) return false;
-      wait *= 2;
-    }
+bool Collector::Submit(std::vector<std::string>&& items) {
+  if (items.empty()) return !stopping();
+  NoteConsumed();
+  std::shared_ptr<IngestPipeline> p;
+  {
+    std::lock_guard lock(stats_mu_);
+    p = pipeline_;
+  }
+  p->Submit(std::move(items), &stop_);
+  return !stopping();
+}
+
+bool Collector::WaitForPopRoom() {
+  std::shared_ptr<IngestPipeline> p;
+  {
+    std::lock_guard lock(stats_mu_);
+    p = pipeline_;
+  }
+  while (!stopping()) {
+    PipelineStats st = p->Stats();
+    if (st.backlog_records < pop_ahead_ && p->HasRoom(0.5)) return true;
+    if (!Wait(5)) return false;
   }
   return false;
+}
+
+void Collector::NoteConsumed() {
+  std::lock_guard lock(stats_mu_);
+  stats_.last_consumed_at_ms = clock_.NowMs();
+}
+
+void Collector::NoteSubscriberDrop(bool overflow) {
+  std::lock_guard lock(stats_mu_);
+  ++stats_.subscriber_drops;
+  stats_.last_subscriber_drop_at_ms = clock_.NowMs();
+  if (overflow) {
+    ++stats_.overflow_drops;
+    ++stats_.estimated_lost;  // CPA loses exactly the record that overflowed (§2.4)
+  }
 }
 
 void Collector::Run(setup::CollectorPlan plan) {
@@ -280,11 +334,21 @@ void Collector::Run(setup::CollectorPlan plan) {
     }
     return std::move(r.body);
   };
-  UsageWriter::Options wopts;
-  wopts.snapshot_ttl_ms = options_.auth_snapshot_ttl_ms;
-  wopts.raw_json = options_.raw_json;
-  writer_ = std::make_unique<UsageWriter>(db_, clock_, std::move(fetch), wopts);
+  PipelineOptions popts;
+  popts.max_records = options_.buffer_max_records;
+  popts.max_bytes = options_.buffer_max_bytes;
+  popts.snapshot_ttl_ms = options_.auth_snapshot_ttl_ms;
+  popts.raw_json = options_.raw_json;
+  popts.rate_window_ms = options_.rate_window_ms;
+  {
+    auto pipeline = std::make_shared<IngestPipeline>(db_, clock_, std::move(fetch), popts);
+    std::lock_guard lock(stats_mu_);
+    pipeline_ = std::move(pipeline);
+  }
 
+  pop_ahead_ = options_.pop_ahead_records > 0
+                   ? options_.pop_ahead_records
+                   : std::clamp<int64_t>(int64_t{4} * BatchSize(plan), 2'000, 50'000);
   retention_ms_ = cpa::kDefaultRetentionSeconds * 1000;
   if (options_.read_retention) {
     Result<http_client::Response> cfg = cpa::GetConfig(CpaConnection(plan, 5'000));
@@ -334,7 +398,7 @@ void Collector::Run(setup::CollectorPlan plan) {
       int64_t before = 0;
       {
         std::lock_guard lock(stats_mu_);
-        before = stats_.batches;
+        before = stats_.last_consumed_at_ms;
       }
       switch (t) {
         case Transport::kSubscribe:
@@ -348,7 +412,7 @@ void Collector::Run(setup::CollectorPlan plan) {
           break;
       }
       std::lock_guard lock(stats_mu_);
-      was_running = stats_.state == "running" || stats_.batches != before;
+      was_running = stats_.state == "running" || stats_.last_consumed_at_ms != before;
     }
     if (stopping()) break;
     if (out.reprobe) {
@@ -376,83 +440,153 @@ void Collector::Run(setup::CollectorPlan plan) {
     }
     int64_t wait = std::min(backoff, std::max(options_.backoff_initial_ms, retention_ms_ / 2));
     wait += std::uniform_int_distribution<int64_t>(0, wait / 4)(rng_);
+    if (out.dropped && was_running) wait = kResubscribeDelayMs;
     backoff = std::min(backoff * 2, options_.backoff_max_ms);
     if (!Wait(wait)) break;
   }
 
-  if (!pending_.empty()) {
-    // One last attempt on the way out; a failure here is the documented loss bound.
-    Result<WriteStats> w = writer_->WriteBatch(pending_);
-    if (w.ok()) {
-      RecordBatch(*w, pending_.size());
-    } else {
-      spdlog::error("collector: {} items could not be stored at stop: {}", pending_.size(),
-                    w.status().message());
-    }
-    pending_.clear();
+  // Commit what the pipeline holds, then fold its counters into the collector's totals.
+  std::shared_ptr<IngestPipeline> p;
+  {
+    std::lock_guard lock(stats_mu_);
+    p = pipeline_;
   }
-  writer_.reset();
+  p->Close();
+  {
+    PipelineStats ps = p->Stats();
+    std::lock_guard lock(stats_mu_);
+    stats_.total_inserted += ps.inserted;
+    stats_.total_skipped += ps.skipped;
+    stats_.total_dead_letters += ps.dead_letters;
+    stats_.batches += ps.transactions;
+    stats_.transactions += ps.transactions;
+    stats_.commit_failures += ps.commit_failures;
+    if (ps.last_inserted_at_ms > 0) stats_.last_inserted_at_ms = ps.last_inserted_at_ms;
+    stats_.reader_stalls += ps.reader_stalls;
+    stats_.reader_stall_ms += ps.reader_stall_ms;
+    stats_.peak_backlog_records = std::max(stats_.peak_backlog_records, ps.peak_backlog_records);
+    pipeline_.reset();
+  }
   SetState("stopped", "");
 }
+
+// ---- Pops (shared by the http/resp transports and the drainer) ------------------------------
+
+namespace {
+
+// One HTTP usage-queue pop. `unsupported` when CPA lacks the route.
+struct PopResult {
+  std::vector<std::string> items;
+  size_t answered = 0;  // entries in CPA's answer (nulls and empties included)
+  Status status;
+  bool unsupported = false;
+  std::string dead_body;  // an answer that was not a JSON array, kept as a dead letter
+  std::string dead_error;
+};
+
+PopResult PopHttp(const http_client::Request& req) {
+  PopResult out;
+  Result<http_client::Response> resp = http_client::Fetch(req);
+  if (!resp.ok()) {
+    out.status = resp.status();
+    return out;
+  }
+  const int st = resp->status;
+  if (st == 404 || st == 405 || st == 501) {
+    out.unsupported = true;
+    out.status = Error(ErrorCode::kUpstreamUnavailable,
+                       "usage queue not supported by CPA (" + http_client::StatusLine(st) + ")");
+    return out;
+  }
+  if (!resp->ok()) {
+    std::string msg = "unexpected status " + http_client::StatusLine(st);
+    std::string body = Snippet(resp->body);
+    if (!body.empty()) msg += ": " + body;
+    out.status = Error(ErrorCode::kUpstreamUnavailable, msg);
+    return out;
+  }
+  boost::system::error_code ec;
+  bj::value v = bj::parse(resp->body, ec);
+  if (ec || !v.is_array()) {
+    // Whatever CPA popped for this answer is in the body: keep it as a dead letter.
+    std::string why = ec ? "invalid JSON: " + ec.message() : "not a JSON array";
+    out.dead_body = std::move(resp->body);
+    out.dead_error = "usage-queue response " + why;
+    out.status = Error(ErrorCode::kUpstreamUnavailable, "invalid usage-queue response: " + why);
+    return out;
+  }
+  const bj::array& arr = v.get_array();
+  out.answered = arr.size();
+  out.items.reserve(arr.size());
+  for (const bj::value& item : arr) {
+    if (item.is_null()) continue;
+    if (item.is_string()) {
+      if (!item.get_string().empty()) out.items.emplace_back(item.get_string());
+    } else {
+      out.items.push_back(bj::serialize(item));
+    }
+  }
+  return out;
+}
+
+http_client::Request HttpQueueRequest(const setup::CollectorPlan& plan, int count,
+                                      int64_t timeout_ms) {
+  http_client::Request req;
+  req.url = BaseUrl(plan) + "/v0/management/usage-queue?count=" + std::to_string(count);
+  req.headers.emplace_back("Authorization", "Bearer " + plan.management_key);
+  req.headers.emplace_back("Accept", "application/json");
+  req.timeout_ms = timeout_ms;
+  req.tls_skip_verify = plan.collector.tls_skip_verify;
+  req.max_response_bytes = kHttpQueueMaxResponseBytes;
+  return req;
+}
+
+// One RESP pop reply -> items; `answered` counts the entries CPA returned.
+void TakeRespPop(resp::Value& reply, std::vector<std::string>* items, size_t* answered) {
+  switch (reply.type) {
+    case resp::Value::Type::kArray:
+      for (resp::Value& el : reply.elements) {
+        ++*answered;
+        if (el.type == resp::Value::Type::kBulkString ||
+            el.type == resp::Value::Type::kSimpleString) {
+          if (!el.str.empty()) items->push_back(std::move(el.str));
+        }
+      }
+      break;
+    case resp::Value::Type::kBulkString:
+      *answered = 1;
+      if (!reply.str.empty()) items->push_back(std::move(reply.str));
+      break;
+    default:
+      break;  // $-1 / *-1: empty queue
+  }
+}
+
+Status StoreDeadLetter(db::Database& db, const Clock& clock, std::string_view payload,
+                       std::string_view error) {
+  usage::EventStore store(db);
+  return store.InsertDeadLetter(payload, error, clock.NowMs());
+}
+
+}  // namespace
 
 // ---- HTTP queue --------------------------------------------------------------------------------
 
 Collector::Outcome Collector::RunHttp(const setup::CollectorPlan& plan, int64_t reprobe_at) {
   const int batch = BatchSize(plan);
-  http_client::Request req;
-  req.url = BaseUrl(plan) + "/v0/management/usage-queue?count=" + std::to_string(batch);
-  req.headers.emplace_back("Authorization", "Bearer " + plan.management_key);
-  req.headers.emplace_back("Accept", "application/json");
-  req.timeout_ms = options_.http_timeout_ms;
-  req.tls_skip_verify = plan.collector.tls_skip_verify;
-  req.max_response_bytes = kHttpQueueMaxResponseBytes;
-
-  std::string err;
+  const http_client::Request req = HttpQueueRequest(plan, batch, options_.http_timeout_ms);
   while (!stopping()) {
-    if (!CommitPending(&err))
-      return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
     if (reprobe_at > 0 && SteadyNowMs() >= reprobe_at) return Outcome::Reprobe();
-
-    Result<http_client::Response> resp = http_client::Fetch(req);
-    if (!resp.ok()) return Outcome::Fail("http", resp.status().message());
-    const int st = resp->status;
-    if (st == 404 || st == 405 || st == 501) {
-      return Outcome::Fail(
-          "http", "usage queue not supported by CPA (" + http_client::StatusLine(st) + ")", true);
-    }
-    if (!resp->ok()) {
-      std::string msg = "unexpected status " + http_client::StatusLine(st);
-      std::string body = Snippet(resp->body);
-      if (!body.empty()) msg += ": " + body;
-      return Outcome::Fail("http", msg);
-    }
-    MarkRunning();
-
-    boost::system::error_code ec;
-    bj::value v = bj::parse(resp->body, ec);
-    if (ec || !v.is_array()) {
-      // Whatever CPA popped for this answer is in the body: keep it as a dead letter.
-      std::string why = ec ? "invalid JSON: " + ec.message() : "not a JSON array";
-      Status dl = writer_->WriteDeadLetter(resp->body, "usage-queue response " + why);
+    if (!WaitForPopRoom()) break;
+    PopResult pop = PopHttp(req);
+    if (!pop.dead_body.empty()) {
+      Status dl = StoreDeadLetter(db_, clock_, pop.dead_body, pop.dead_error);
       if (!dl.ok()) return Outcome::Fail("consume", dl.message());
-      return Outcome::Fail("http", "invalid usage-queue response: " + why);
     }
-    const bj::array& arr = v.get_array();
-    for (const bj::value& item : arr) {
-      if (item.is_null()) continue;
-      if (item.is_string()) {
-        if (!item.get_string().empty()) pending_.emplace_back(item.get_string());
-      } else {
-        pending_.push_back(bj::serialize(item));
-      }
-    }
-    if (!pending_.empty()) {
-      std::lock_guard lock(stats_mu_);
-      stats_.last_consumed_at_ms = clock_.NowMs();
-    }
-    if (!CommitPending(&err))
-      return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
-    if (arr.size() < static_cast<size_t>(batch) && !Wait(IdleWaitMs(plan))) break;
+    if (!pop.status.ok()) return Outcome::Fail("http", pop.status.message(), pop.unsupported);
+    MarkRunning();
+    if (!Submit(std::move(pop.items))) break;
+    if (pop.answered < static_cast<size_t>(batch) && !Wait(IdleWaitMs(plan))) break;
   }
   return Outcome::Stopped();
 }
@@ -460,8 +594,6 @@ Collector::Outcome Collector::RunHttp(const setup::CollectorPlan& plan, int64_t 
 // ---- RESP pop ----------------------------------------------------------------------------------
 
 Collector::Outcome Collector::RunResp(const setup::CollectorPlan& plan, int64_t reprobe_at) {
-  std::string err;
-  if (!CommitPending(&err)) return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
   Result<RespEndpoint> ep = RespEndpointFromBaseUrl(BaseUrl(plan), plan.collector.tls_skip_verify);
   if (!ep.ok()) return Outcome::Fail("connect", ep.status().message());
   Result<std::unique_ptr<RespConnection>> conn = RespConnection::Connect(*ep);
@@ -478,44 +610,203 @@ Collector::Outcome Collector::RunResp(const setup::CollectorPlan& plan, int64_t 
   const std::string_view cmd = ToLower(plan.collector.pop_side) == "left" ? "LPOP" : "RPOP";
   while (!stopping()) {
     if (reprobe_at > 0 && SteadyNowMs() >= reprobe_at) return Outcome::Reprobe();
+    if (!WaitForPopRoom()) break;
     Result<resp::Value> reply = c.Command({cmd, plan.collector.queue, count});
     if (!reply.ok()) return Outcome::Fail("consume", reply.status().message(), c.not_resp());
-    size_t got = 0;
-    switch (reply->type) {
-      case resp::Value::Type::kError:
-        return Outcome::Fail("consume", reply->str);
-      case resp::Value::Type::kArray:
-        for (resp::Value& el : reply->elements) {
-          ++got;
-          if (el.type == resp::Value::Type::kBulkString ||
-              el.type == resp::Value::Type::kSimpleString) {
-            if (!el.str.empty()) pending_.push_back(std::move(el.str));
-          }
-        }
-        break;
-      case resp::Value::Type::kBulkString:
-        got = 1;
-        if (!reply->str.empty()) pending_.push_back(std::move(reply->str));
-        break;
-      default:
-        break;  // $-1 / *-1: empty queue
-    }
-    if (!pending_.empty()) {
-      std::lock_guard lock(stats_mu_);
-      stats_.last_consumed_at_ms = clock_.NowMs();
-    }
-    if (!CommitPending(&err))
-      return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
-    if (got < static_cast<size_t>(batch) && !Wait(IdleWaitMs(plan))) break;
+    if (reply->type == resp::Value::Type::kError) return Outcome::Fail("consume", reply->str);
+    std::vector<std::string> items;
+    size_t answered = 0;
+    TakeRespPop(*reply, &items, &answered);
+    if (!Submit(std::move(items))) break;
+    if (answered < static_cast<size_t>(batch) && !Wait(IdleWaitMs(plan))) break;
   }
   return Outcome::Stopped();
+}
+
+// ---- Drainer -----------------------------------------------------------------------------------
+
+// Runs beside one subscription: pops CPA's queue dry at start, then every interval. Owns its
+// thread (joined by the destructor) and its own connections; reports into the collector's stats.
+class Collector::Drainer {
+ public:
+  Drainer(Collector& owner, const setup::CollectorPlan& plan, bool after_drop)
+      : owner_(owner), plan_(plan), after_drop_(after_drop) {
+    interval_ms_ = owner_.options_.drain_interval_ms > 0
+                       ? owner_.options_.drain_interval_ms
+                       : std::clamp<int64_t>(owner_.retention_ms_ / 4, 1'000, 60'000);
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "collector-drain");
+      try {
+        Loop();
+      } catch (const std::exception& e) {  // worker-loop boundary (STYLE habit 4)
+        spdlog::error("collector: drain stopped by exception: {}", e.what());
+      }
+    });
+  }
+  ~Drainer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Drainer(const Drainer&) = delete;
+  Drainer& operator=(const Drainer&) = delete;
+
+ private:
+  bool Stopping() {
+    std::lock_guard lock(mu_);
+    return stop_ || owner_.stopping();
+  }
+  bool Sleep(int64_t ms) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stop_ || owner_.stopping(); });
+    return !stop_ && !owner_.stopping();
+  }
+
+  void Loop() {
+    bool first = true;
+    while (!Stopping()) {
+      Status st = DrainOnce();
+      if (!st.ok()) {
+        std::lock_guard lock(owner_.stats_mu_);
+        owner_.stats_.last_drain_error = st.message();
+        if (first && after_drop_) ++owner_.stats_.undrained_gaps;
+      } else {
+        std::lock_guard lock(owner_.stats_mu_);
+        owner_.stats_.last_drain_error.clear();
+      }
+      first = false;
+      if (!Sleep(interval_ms_)) break;
+    }
+  }
+
+  // Pops until the queue is empty (or we are stopping). Tries RESP pop, then the HTTP queue.
+  Status DrainOnce() {
+    const int batch = std::max(BatchSize(plan_), 500);
+    int64_t drained = 0;
+    Status result;
+    for (;;) {
+      if (Stopping()) break;
+      // Leave the buffer to the subscriber: pop only below half of it.
+      while (!owner_.DrainHasRoom()) {
+        if (!Sleep(20)) return Status::Ok();
+      }
+      std::vector<std::string> items;
+      size_t answered = 0;
+      Status st = Pop(batch, &items, &answered);
+      if (!st.ok()) {
+        result = st;
+        break;
+      }
+      const int64_t n = static_cast<int64_t>(items.size());
+      if (n > 0) {
+        owner_.Submit(std::move(items));
+        drained += n;
+        std::lock_guard lock(owner_.stats_mu_);
+        owner_.stats_.drained_records += n;
+        owner_.stats_.last_drain_at_ms = owner_.clock_.NowMs();
+      }
+      if (answered < static_cast<size_t>(batch)) break;
+    }
+    if (drained > 0) {
+      {
+        std::lock_guard lock(owner_.stats_mu_);
+        ++owner_.stats_.drains;
+      }
+      spdlog::info("collector: drained {} records from CPA's queue ({})", drained,
+                   after_drop_ ? "after a subscriber drop" : "queued while no subscriber existed");
+    }
+    return result;
+  }
+
+  Status Pop(int batch, std::vector<std::string>* items, size_t* answered) {
+    if (use_http_) return PopViaHttp(batch, items, answered);
+    Status st = PopViaResp(batch, items, answered);
+    if (st.ok() || !resp_unsupported_) return st;
+    use_http_ = true;
+    return PopViaHttp(batch, items, answered);
+  }
+
+  Status PopViaResp(int batch, std::vector<std::string>* items, size_t* answered) {
+    if (!resp_) {
+      CPAMP_ASSIGN_OR_RETURN(RespEndpoint ep, RespEndpointFromBaseUrl(
+                                                  BaseUrl(plan_), plan_.collector.tls_skip_verify));
+      CPAMP_ASSIGN_OR_RETURN(resp_, RespConnection::Connect(ep));
+      Result<resp::Value> auth = resp_->Command({"AUTH", plan_.management_key});
+      if (!auth.ok() || auth->type == resp::Value::Type::kError) {
+        resp_unsupported_ = auth.ok() || resp_->not_resp();
+        Status st = auth.ok() ? Error(ErrorCode::kUpstreamUnavailable, "auth: " + auth->str)
+                              : auth.status();
+        resp_.reset();
+        return st;
+      }
+    }
+    const std::string_view cmd = ToLower(plan_.collector.pop_side) == "left" ? "LPOP" : "RPOP";
+    Result<resp::Value> reply =
+        resp_->Command({cmd, plan_.collector.queue, std::to_string(batch)});
+    if (!reply.ok()) {
+      resp_unsupported_ = resp_->not_resp();
+      resp_.reset();
+      return reply.status();
+    }
+    if (reply->type == resp::Value::Type::kError) {
+      resp_unsupported_ = true;
+      resp_.reset();
+      return Error(ErrorCode::kUpstreamUnavailable, "pop: " + reply->str);
+    }
+    TakeRespPop(*reply, items, answered);
+    SetTransport("resp");
+    return Status::Ok();
+  }
+
+  Status PopViaHttp(int batch, std::vector<std::string>* items, size_t* answered) {
+    PopResult pop = PopHttp(HttpQueueRequest(plan_, batch, owner_.options_.http_timeout_ms));
+    if (!pop.dead_body.empty()) {
+      Status dl = StoreDeadLetter(owner_.db_, owner_.clock_, pop.dead_body, pop.dead_error);
+      if (!dl.ok()) return dl;
+    }
+    if (!pop.status.ok()) {
+      if (pop.unsupported) use_http_ = false;  // neither works: try RESP again next time
+      return pop.status;
+    }
+    *items = std::move(pop.items);
+    *answered = pop.answered;
+    SetTransport("http");
+    return Status::Ok();
+  }
+
+  void SetTransport(std::string_view t) {
+    std::lock_guard lock(owner_.stats_mu_);
+    owner_.stats_.drain_transport = std::string(t);
+  }
+
+  Collector& owner_;
+  const setup::CollectorPlan plan_;
+  const bool after_drop_;
+  int64_t interval_ms_ = 15'000;
+  std::unique_ptr<RespConnection> resp_;
+  bool resp_unsupported_ = false;
+  bool use_http_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+bool Collector::DrainHasRoom() {
+  std::shared_ptr<IngestPipeline> p;
+  {
+    std::lock_guard lock(stats_mu_);
+    p = pipeline_;
+  }
+  return p->HasRoom(0.5) && p->Stats().backlog_records < pop_ahead_;
 }
 
 // ---- RESP subscribe ----------------------------------------------------------------------------
 
 Collector::Outcome Collector::RunSubscribe(const setup::CollectorPlan& plan) {
-  std::string err;
-  if (!CommitPending(&err)) return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
   Result<RespEndpoint> ep = RespEndpointFromBaseUrl(BaseUrl(plan), plan.collector.tls_skip_verify);
   if (!ep.ok()) return Outcome::Fail("connect", ep.status().message());
   Result<std::unique_ptr<RespConnection>> conn = RespConnection::Connect(*ep);
@@ -534,48 +825,80 @@ Collector::Outcome Collector::RunSubscribe(const setup::CollectorPlan& plan) {
     return Outcome::Fail("subscribe", "unexpected reply " + resp::DebugString(*sub), true);
   }
   MarkRunning();
+  bool after_drop = false;
+  {
+    std::lock_guard lock(stats_mu_);
+    after_drop = stats_.subscriber_drops > 0;
+  }
+  // Subscribed from here on, so new records come to us; what CPA queued before is drained.
+  Drainer drainer(*this, plan, after_drop);
 
-  const size_t batch = static_cast<size_t>(BatchSize(plan));
-  const int64_t flush_after =
-      plan.collector.poll_interval_ms > 0 ? plan.collector.poll_interval_ms : 500;
   int64_t last_rx = SteadyNowMs();
   int64_t last_ping = last_rx;
-  int64_t batch_started = 0;
+  int64_t behind_at = 0;  // steady ms when the socket was last seen far behind
+  // Messages received in the current and the previous 200 ms window: CPA drops a subscriber
+  // only when its 256-message buffer is full, and then still writes that full buffer, so a
+  // close right after >= 256 messages in a few hundred ms is the overflow signature.
+  int64_t window_start = SteadyNowMs();
+  int64_t window_msgs = 0;
+  int64_t prev_window_msgs = 0;
+  std::vector<std::string> chunk;
   while (!stopping()) {
-    int64_t now = SteadyNowMs();
-    int64_t slice = kSubscribeSliceMs;
-    if (!pending_.empty()) slice = std::min(slice, batch_started + flush_after - now);
-    Result<std::optional<resp::Value>> msg = c.Read(std::max<int64_t>(slice, 1));
+    // Take every complete message already received, then hand them over at once.
+    Result<std::optional<resp::Value>> msg = c.Read(chunk.empty() ? kSubscribeSliceMs : 0);
     if (!msg.ok()) {
-      std::string read_error = msg.status().message();
-      if (!CommitPending(&err)) {
-        return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
+      Submit(std::move(chunk));
+      if (c.peer_closed() && !stopping()) {
+        PipelineStats ps;
+        {
+          std::lock_guard lock(stats_mu_);
+          ps = pipeline_->Stats();
+        }
+        const int64_t now = SteadyNowMs();
+        const bool stalled_recently =
+            ps.reader_stalled || (ps.last_stall_end_steady_ms > 0 &&
+                                  now - ps.last_stall_end_steady_ms <= options_.overflow_window_ms);
+        const bool behind_recently =
+            behind_at > 0 && now - behind_at <= options_.overflow_window_ms;
+        const bool dense_close =
+            window_msgs + prev_window_msgs >= static_cast<int64_t>(kCpaSubscriberBuffer);
+        const bool overflow = stalled_recently || behind_recently || dense_close;
+        NoteSubscriberDrop(overflow);
+        spdlog::warn("collector: CPA closed the subscription{}",
+                     overflow ? " (slow-consumer overflow: CPA drops one record); re-subscribing "
+                                "and draining its queue"
+                              : "; re-subscribing and draining its queue");
+        Outcome out = Outcome::Fail("consume", msg.status().message(), c.not_resp());
+        out.dropped = true;
+        return out;
       }
-      return Outcome::Fail("consume", read_error, c.not_resp());
+      return Outcome::Fail("consume", msg.status().message(), c.not_resp());
     }
-    now = SteadyNowMs();
+    const int64_t now = SteadyNowMs();
+    if (now - window_start >= kDropWindowMs) {
+      prev_window_msgs = now - window_start >= 2 * kDropWindowMs ? 0 : window_msgs;
+      window_msgs = 0;
+      window_start = now;
+    }
     if (msg->has_value()) {
       last_rx = now;
+      ++window_msgs;
       resp::Value& v = **msg;
       if (v.type == resp::Value::Type::kArray && v.elements.size() == 3 &&
           ToLower(v.elements[0].str) == "message") {
         std::string& payload = v.elements[2].str;
         if (payload != kSupportRefreshPayload && !payload.empty()) {
-          if (pending_.empty()) batch_started = now;
-          pending_.push_back(std::move(payload));
+          chunk.push_back(std::move(payload));
         }
       } else if (v.type == resp::Value::Type::kError) {
         spdlog::warn("collector: subscribe: server said {}", v.str);
       }
+      if (chunk.size() < kSubscribeChunkItems) continue;
     }
-    if (!pending_.empty() && (pending_.size() >= batch || now - batch_started >= flush_after)) {
-      {
-        std::lock_guard lock(stats_mu_);
-        stats_.last_consumed_at_ms = clock_.NowMs();
-      }
-      if (!CommitPending(&err)) {
-        return stopping() ? Outcome::Stopped() : Outcome::Fail("consume", err);
-      }
+    if (!chunk.empty()) {
+      if (c.UnreadBytes() >= options_.overflow_unread_bytes) behind_at = now;
+      if (!Submit(std::move(chunk))) break;
+      chunk.clear();
     }
     if (now - last_rx >= options_.subscribe_read_window_ms) {
       return Outcome::Fail("consume", "read timeout: no data from CPA for " +
@@ -588,6 +911,7 @@ Collector::Outcome Collector::RunSubscribe(const setup::CollectorPlan& plan) {
       if (!ping.ok()) return Outcome::Fail("consume", ping.message());
     }
   }
+  Submit(std::move(chunk));
   return Outcome::Stopped();
 }
 

@@ -1,18 +1,25 @@
-// The usage collector: consumes CPA's usage queue and stores every record through UsageWriter
-// (spec cpamp-api.md §6, cpa-protocol.md §2-3, cpamp-storage.md §4.1). This is the context's
-// public header; usage_writer.h and resp_connection.h are its building blocks.
+// The usage collector: consumes CPA's usage queue and stores every record (spec cpamp-api.md §6,
+// cpa-protocol.md §2-3, cpamp-storage.md §4.1). This is the context's public header;
+// ingest_pipeline.h, usage_writer.h and resp_connection.h are its building blocks.
 //
 // Transports: `subscribe` (RESP SUBSCRIBE), `http` (GET /v0/management/usage-queue), `resp`
 // (RPOP/LPOP <queue> <n>), and `auto` = subscribe -> http -> resp, moving on only when the
 // preferred transport is not supported by this CPA and re-probing it every 10 minutes.
 //
-// No loss: a popped (or pushed) batch is committed or dead-lettered before anything else is
-// popped; a failing commit keeps the batch in memory and retries it, across reconnects too.
-// A kill -9 loses at most the batch in flight (popped, not yet committed).
+// Read fast, write behind: the transport thread only reads and parses, and hands raw items to an
+// IngestPipeline whose own threads normalise and commit them. While subscribed, a drain thread
+// pops what CPA queued while no subscriber existed (at every (re)subscribe, then every quarter of
+// the queue retention), over RESP pop or the HTTP queue.
+//
+// No loss: an item received is committed or dead-lettered; dedup by event_hash makes overlaps
+// (drain vs subscription, redelivery) harmless. What a kill -9 can lose is the pipeline's
+// in-memory backlog at that instant (bounded by buffer_max_records/bytes, see /status
+// `backlogRecords`); docs/operations.md states the bound.
 //
 // Threading: Collector is thread-safe. It runs one named worker thread ("collector") while a
-// plan is applied; Apply/Start/Wake/Stop/StatusJson/GetStats may be called from any thread
-// (Apply and Stop block until the worker has stopped: at most one in-flight CPA call, <= 30 s).
+// plan is applied, plus the pipeline's two threads and, while subscribed, "collector-drain";
+// Apply/Start/Wake/Stop/StatusJson/GetStats may be called from any thread (Apply and Stop block
+// until the worker has stopped and the pipeline has committed what it holds).
 // Ownership: borrows the Database and Clock (they must outlive the Collector).
 #pragma once
 
@@ -32,6 +39,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "collector/ingest_pipeline.h"
 #include "collector/usage_writer.h"
 #include "db/db.h"
 #include "setup/setup.h"
@@ -47,9 +55,21 @@ struct CollectorOptions {
   int64_t http_timeout_ms = 30'000;
   int64_t auth_files_timeout_ms = 5'000;
   int64_t auth_snapshot_ttl_ms = kAuthSnapshotTtlMs;
-  int commit_attempts = 5;          // per round; the batch is kept and retried after that
-  int64_t commit_retry_ms = 200;    // first wait between attempts, doubling
   int64_t rate_window_ms = 10'000;  // eventsPerSecond window
+  // Write-behind buffer bound (records and bytes received, not yet committed).
+  int64_t buffer_max_records = 1'500'000;
+  int64_t buffer_max_bytes = int64_t{2} << 30;
+  // Pop transports and drains pop only while the backlog is below this many records (and below
+  // half of the buffer), so popping never crowds out the subscriber and kill -9 exposure stays
+  // small for pops; CPA keeps the rest until the writer catches up. 0 = 4 x the batch size,
+  // at least 2,000 and at most 50,000.
+  int64_t pop_ahead_records = 0;
+  // While subscribed, drain CPA's pop queue this often (0 = a quarter of the retention).
+  int64_t drain_interval_ms = 0;
+  // A subscriber drop counts as CPA's slow-consumer overflow when, within this window before it,
+  // the reader stalled or had more than overflow_unread_bytes unread.
+  int64_t overflow_window_ms = 5'000;
+  size_t overflow_unread_bytes = size_t{1} << 20;
   bool read_retention = true;       // GET /v0/management/config at start (tests may disable)
   RawJsonPolicy raw_json = RawJsonPolicy::kFailed;  // see usage_writer.h
 };
@@ -72,6 +92,29 @@ struct CollectorStats {
   double events_per_second = 0;
   int64_t retention_seconds = 0;  // as read from CPA (0 = not read)
   std::string last_error;
+  // Subscriber drops and drains.
+  int64_t subscriber_drops = 0;  // subscriptions CPA closed while we were reading
+  int64_t last_subscriber_drop_at_ms = 0;
+  int64_t overflow_drops = 0;  // ... of which looked like CPA's 256-message overflow
+  int64_t drained_records = 0;  // popped by the drains
+  int64_t drains = 0;           // drain passes that popped something
+  int64_t last_drain_at_ms = 0;
+  std::string drain_transport;  // resp | http | "" (none worked yet)
+  std::string last_drain_error;
+  int64_t undrained_gaps = 0;  // drops after which no drain could reach CPA's queue
+  int64_t estimated_lost = 0;  // one per overflow drop (CPA loses the overflowing record)
+  // Write-behind buffer.
+  int64_t backlog_records = 0;
+  int64_t backlog_bytes = 0;
+  int64_t backlog_max_records = 0;
+  int64_t backlog_max_bytes = 0;
+  int64_t peak_backlog_records = 0;
+  bool reader_stalled = false;
+  int64_t reader_stalls = 0;
+  int64_t reader_stall_ms = 0;
+  int64_t transactions = 0;
+  int64_t commit_failures = 0;
+  std::string last_commit_error;  // set while commits are failing
 };
 
 class Collector final : public setup::CollectorControl {
@@ -96,6 +139,7 @@ class Collector final : public setup::CollectorControl {
 
  private:
   struct Outcome;
+  class Drainer;
   enum class Transport { kSubscribe, kHttp, kResp };
 
   void Run(setup::CollectorPlan plan);
@@ -103,8 +147,13 @@ class Collector final : public setup::CollectorControl {
   // reprobe_at: steady ms at which to hand back to the preferred transport (0 = never).
   Outcome RunHttp(const setup::CollectorPlan& plan, int64_t reprobe_at);
   Outcome RunResp(const setup::CollectorPlan& plan, int64_t reprobe_at);
-  // Commits `pending_` (retrying); false when it is still pending (error or stop).
-  bool CommitPending(std::string* error);
+  // Hands items to the pipeline (blocks while its buffer is full); false when stopping.
+  bool Submit(std::vector<std::string>&& items);
+  // Waits while the backlog is above the pop-ahead limit; false when stopping.
+  bool WaitForPopRoom();
+  void NoteConsumed();
+  void NoteSubscriberDrop(bool overflow);
+  bool DrainHasRoom();
   // Sleeps up to ms; returns false when stopping. Wake() ends the wait early.
   bool Wait(int64_t ms);
   bool stopping() const { return stop_.load(); }
@@ -112,7 +161,6 @@ class Collector final : public setup::CollectorControl {
   void SetState(std::string_view state, std::string_view transport);
   void SetError(std::string error);
   void MarkRunning();
-  void RecordBatch(const WriteStats& stats, size_t items);
 
   db::Database& db_;
   const Clock& clock_;
@@ -128,13 +176,14 @@ class Collector final : public setup::CollectorControl {
   bool woken_ = false;  // guarded by wait_mu_
 
   mutable std::mutex stats_mu_;
-  CollectorStats stats_;                            // guarded by stats_mu_
-  std::deque<std::pair<int64_t, int64_t>> recent_;  // (steady ms, events), guarded by stats_mu_
+  CollectorStats stats_;  // guarded by stats_mu_; totals of finished pipelines included
+  // The running plan's pipeline (null when stopped), guarded by stats_mu_; its counters are added
+  // to stats_ in GetStats() and folded into stats_ when the run ends.
+  std::shared_ptr<IngestPipeline> pipeline_;
 
   // Worker-thread state.
-  std::unique_ptr<UsageWriter> writer_;
-  std::vector<std::string> pending_;  // popped, not yet committed (survives reconnects)
   int64_t retention_ms_ = 60'000;
+  int64_t pop_ahead_ = 2'000;  // effective pop-ahead limit of the running plan
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -267,6 +267,7 @@ Result<std::optional<resp::Value>> RespConnection::Read(int64_t timeout_ms) {
     m.read_pending = false;
     if (m.read_ec) {
       if (m.read_ec == asio::error::eof || m.read_ec == asio::ssl::error::stream_truncated) {
+        peer_closed_ = true;
         return Broken(NetError("read tcp " + m.Where() + ": connection closed by peer (EOF)"));
       }
       return Broken(NetError("read tcp " + m.Where() + ": " + m.read_ec.message()));
@@ -277,6 +278,15 @@ Result<std::optional<resp::Value>> RespConnection::Read(int64_t timeout_ms) {
     }
     m.parser.Feed(std::string_view(m.buf.data(), m.read_n));
   }
+}
+
+size_t RespConnection::UnreadBytes() const {
+  if (broken_) return 0;
+  Impl& m = *impl_;
+  boost::system::error_code ec;
+  size_t socket_bytes = (m.tls || m.plain) ? m.Lowest().available(ec) : 0;
+  if (ec) socket_bytes = 0;
+  return m.parser.buffered_bytes() + socket_bytes;
 }
 
 Result<resp::Value> RespConnection::Command(const std::vector<std::string_view>& args,

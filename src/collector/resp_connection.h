@@ -60,6 +60,11 @@ class RespConnection {
 
   // True once the peer was seen to speak something other than RESP (e.g. HTTP).
   bool not_resp() const { return not_resp_; }
+  // True once a read ended because the peer closed the connection (EOF).
+  bool peer_closed() const { return peer_closed_; }
+  // Bytes received but not yet returned by Read(): parser buffer plus the socket's receive queue.
+  // A large value means the reader is behind the sender.
+  size_t UnreadBytes() const;
 
  private:
   struct Impl;
@@ -69,6 +74,7 @@ class RespConnection {
   std::unique_ptr<Impl> impl_;
   bool broken_ = false;
   bool not_resp_ = false;
+  bool peer_closed_ = false;
 };
 
 }  // namespace cpamp::collector

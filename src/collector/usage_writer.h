@@ -1,15 +1,18 @@
-// UsageWriter: the single writer of collected usage (spec cpamp-storage.md §4.1, §4.10-4.12).
+// UsageWriter: turns raw queue items into rows (spec cpamp-storage.md §4.1, §4.10-4.12) and,
+// for synchronous callers, stores them.
 //
-// WriteBatch() takes the raw items of one pop (or one subscribe flush), normalises each with
+// Prepare() takes the raw items of one pop (or one subscribe read), normalises each with
 // usage::NormalizeQueuePayload, drops control messages (`refresh` invalidates the auth-snapshot
-// cache), fills account snapshots from a cache of CPA's auth-file list, and writes every event
-// (INSERT ... ON CONFLICT(event_hash) DO NOTHING) and every dead letter (payload verbatim plus
-// the parser error) in ONE write transaction. Either the whole batch is committed or nothing is.
+// cache), applies the raw_json policy and fills account snapshots from a cache of CPA's auth-file
+// list. It touches no database, so it runs on the collector's preparer thread while the writer
+// thread commits the previous batch. Commit() stores prepared rows through usage::EventStore in
+// ONE write transaction (INSERT ... ON CONFLICT(event_hash) DO NOTHING for events, payload
+// verbatim plus the parser error for dead letters): either the whole batch or nothing.
+// WriteBatch() = Prepare() + Commit().
 //
-// Threading: not thread-safe; one owner thread (the collector worker, or an import job) calls it.
-// Database access goes through Database::WriteTransaction, so it coexists with other writers.
-// Ownership: borrows the Database and Clock (both must outlive it); owns its prepared statements,
-// which are reused across batches and finalised in the destructor under the writer lock.
+// Threading: not thread-safe; one owner thread calls Prepare/WriteBatch. Commit() only uses the
+// EventStore, which is thread-safe, so another thread may call it on prepared rows.
+// Ownership: borrows the Database and Clock (both must outlive it); owns its EventStore.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "db/db.h"
+#include "usage/event_store.h"
 #include "usage/usage.h"
 
 namespace cpamp::collector {
@@ -38,6 +42,14 @@ inline constexpr int64_t kAuthSnapshotTtlMs = 30'000;
 enum class RawJsonPolicy { kAll, kFailed, kNone };
 // "all" | "failed" | "none" (case-insensitive); nullopt for anything else.
 std::optional<RawJsonPolicy> ParseRawJsonPolicy(std::string_view text);
+
+// The rows of one prepared batch.
+struct PreparedRows {
+  std::vector<usage::UsageEvent> events;
+  std::vector<usage::DeadLetterRow> dead_letters;
+  int64_t controls = 0;         // refresh / support_refresh items, not stored
+  int64_t newest_event_ms = 0;  // max timestamp_ms of the events (0 when none)
+};
 
 struct WriteStats {
   int64_t inserted = 0;
@@ -69,8 +81,13 @@ class UsageWriter {
   UsageWriter(const UsageWriter&) = delete;
   UsageWriter& operator=(const UsageWriter&) = delete;
 
-  // Normalises, enriches and commits one batch. On error nothing of the batch is stored and the
-  // caller still owns the payloads (retry with the same batch; dedup makes a retry harmless).
+  // Normalises and enriches one batch (no database access).
+  PreparedRows Prepare(const std::vector<std::string>& payloads);
+  // Commits prepared rows in one transaction. On error nothing is stored and `rows` is intact
+  // (retry it; dedup makes a retry harmless).
+  Result<WriteStats> Commit(const PreparedRows& rows);
+  // Prepare + Commit. On error nothing of the batch is stored and the caller still owns the
+  // payloads (retry with the same batch).
   Result<WriteStats> WriteBatch(const std::vector<std::string>& payloads);
 
   // Stores one item verbatim as a dead letter (e.g. an HTTP queue answer that is not a JSON
@@ -80,22 +97,18 @@ class UsageWriter {
   // Drops the cached auth-file list; the next batch that needs it fetches it again.
   void InvalidateAuthSnapshots();
 
-  // Write transactions committed so far (one per non-empty WriteBatch).
-  int64_t transactions() const { return transactions_; }
+  // Write transactions committed so far (one per non-empty batch).
+  int64_t transactions() const { return store_.transactions(); }
   // Auth-file list fetch attempts so far (for tests).
   int64_t auth_fetches() const { return auth_fetches_; }
 
  private:
-  struct Statements;
-
   void EnrichEvents(std::vector<usage::UsageEvent>& events);
-  Status PrepareStatements(db::Connection& conn);
 
-  db::Database& db_;
   const Clock& clock_;
   AuthFilesFetcher fetch_auth_files_;
   Options options_;
-  std::unique_ptr<Statements> statements_;  // bound to the writer connection
+  usage::EventStore store_;
 
   std::unordered_map<std::string, usage::AuthSnapshot> snapshots_;  // by auth_index
   bool snapshots_valid_ = false;
@@ -103,7 +116,6 @@ class UsageWriter {
   int64_t last_fetch_attempt_steady_ms_ = 0;
   bool fetch_allowed_now_ = true;  // set by a refresh, cleared by the next attempt
 
-  int64_t transactions_ = 0;
   int64_t auth_fetches_ = 0;
 };
 

@@ -63,6 +63,8 @@ struct Config {
   bool account_actions_auto_disable = false;
   bool dashboard_hourly_rollup_enabled = true;
   int64_t usage_import_chunk_bytes = 4 << 20;
+  int64_t usage_buffer_max_records = 1'500'000;         // beyond upstream: collector buffer
+  int64_t usage_buffer_max_bytes = int64_t{2} << 30;    // beyond upstream: collector buffer
   int64_t usage_import_disk_quota_bytes = 16LL << 30;
   int usage_import_max_sessions = 2;
   int usage_import_session_ttl_minutes = 1440;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "db/db.h"
+#include "db/usage_event_columns.h"
 
 namespace cpamp::db {
 namespace {
@@ -40,66 +41,12 @@ struct TableDef {
   std::string_view constraints;  // table constraints appended after the columns, or empty
 };
 
+// usage_events comes from the shared row table (db/usage_event_columns.h).
 constexpr ColumnDef kUsageEvents[] = {
-    {"id", "integer primary key autoincrement"},
-    {"request_id", "text"},
-    {"event_hash", "text not null unique"},
-    {"timestamp_ms", "integer not null"},
-    {"timestamp", "text not null"},
-    {"provider", "text"},
-    {"executor_type", "text"},
-    {"model", "text not null"},
-    {"endpoint", "text"},
-    {"method", "text"},
-    {"path", "text"},
-    {"client_ip", "text"},
-    {"x_forwarded_for", "text"},
-    {"user_agent", "text"},
-    {"auth_type", "text"},
-    {"auth_index", "text"},
-    {"source", "text"},
-    {"source_hash", "text"},
-    {"api_key_hash", "text"},
-    {"account_snapshot", "text"},
-    {"auth_label_snapshot", "text"},
-    {"auth_file_snapshot", "text"},
-    {"auth_provider_snapshot", "text"},
-    {"auth_project_id_snapshot", "text"},
-    {"auth_snapshot_at_ms", "integer"},
-    {"requested_model", "text"},
-    {"resolved_model", "text"},
-    {"reasoning_effort", "text"},
-    {"service_tier", "text"},
-    {"request_service_tier", "text"},
-    {"response_service_tier", "text"},
-    {"cache_input_mode", "text"},
-    {"input_tokens", "integer not null default 0"},
-    {"output_tokens", "integer not null default 0"},
-    {"reasoning_tokens", "integer not null default 0"},
-    {"cached_tokens", "integer not null default 0"},
-    {"cache_tokens", "integer not null default 0"},
-    {"cache_read_tokens", "integer not null default 0"},
-    {"cache_creation_tokens", "integer not null default 0"},
-    {"normalized_uncached_input_tokens", "integer"},
-    {"normalized_total_input_tokens", "integer"},
-    {"normalized_cache_read_tokens", "integer"},
-    {"normalized_cache_creation_tokens", "integer"},
-    {"total_tokens", "integer not null default 0"},
-    {"latency_ms", "integer"},
-    {"ttft_ms", "integer"},
-    {"failed", "integer not null default 0"},
-    {"fail_status_code", "integer"},
-    {"fail_summary", "text"},
-    {"response_metadata_json", "text"},
-    {"header_quota_recover_at_ms", "integer"},
-    {"header_quota_used_percent", "real"},
-    {"header_quota_plan_type", "text"},
-    {"header_error_kind", "text"},
-    {"header_error_code", "text"},
-    {"header_trace_id", "text"},
-    {"fail_body", "text"},
-    {"raw_json", "text"},
-    {"created_at_ms", "integer not null"},
+#define CPAMP_USAGE_COLUMN_DEF(name, kind, decl, init) {#name, decl},
+    CPAMP_USAGE_EVENT_ID_COLUMN(CPAMP_USAGE_COLUMN_DEF)
+        CPAMP_USAGE_EVENT_COLUMNS(CPAMP_USAGE_COLUMN_DEF)
+#undef CPAMP_USAGE_COLUMN_DEF
 };
 
 constexpr ColumnDef kDeadLetterEvents[] = {

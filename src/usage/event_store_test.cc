@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "db/db_test_util.h"
@@ -89,6 +92,83 @@ TEST(EventStore, DeadLettersAreStoredVerbatim) {
     return s.ColumnText(0);
   });
   EXPECT_EQ(*payload, "not json {");
+}
+
+
+// Every member set to a distinct value survives INSERT -> SELECT <select list> -> ReadUsageEvent:
+// the struct, the insert, the binder, the schema and the named indexes agree column by column.
+TEST(EventStore, EveryColumnRoundTripsThroughTheRowTable) {
+  TempDir dir;
+  auto db = db::Database::Open(dir.File("usage.sqlite"));
+  ASSERT_TRUE(db.ok());
+  EventStore store(**db);
+  UsageEvent e;
+  int n = 0;
+  auto fill = [&](auto& member) {
+    ++n;
+    using T = std::decay_t<decltype(member)>;
+    if constexpr (std::is_same_v<T, std::string> ||
+                  std::is_same_v<T, std::optional<std::string>>) {
+      member = "v" + std::to_string(n);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      member = true;
+    } else if constexpr (std::is_same_v<T, std::optional<double>>) {
+      member = n + 0.25;
+    } else {
+      member = int64_t{1000} + n;
+    }
+  };
+#define CPAMP_FILL(name, kind, decl, init) fill(e.name);
+  CPAMP_USAGE_EVENT_COLUMNS(CPAMP_FILL)
+#undef CPAMP_FILL
+  EXPECT_EQ(n, kUsageEventColumnCount);
+  ASSERT_TRUE(store.InsertBatch(std::vector<UsageEvent>{e}).ok());
+  auto back = (*db)->Read([&](db::Connection& c) -> Result<UsageEvent> {
+    CPAMP_ASSIGN_OR_RETURN(auto s, c.Prepare("select " + std::string(UsageEventSelectList()) +
+                                             " from usage_events"));
+    CPAMP_ASSIGN_OR_RETURN(bool has, s.Step());
+    EXPECT_TRUE(has);
+    EXPECT_EQ(s.ColumnName(ColumnIndex(UsageEventColumn::created_at_ms)), "created_at_ms");
+    EXPECT_EQ(s.ColumnName(ColumnIndex(UsageEventColumn::model)), "model");
+    return ReadUsageEvent(s);
+  });
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, e);
+  // The schema has exactly these columns plus id.
+  auto cols = (*db)->Read(
+      [&](db::Connection& c) { return c.TableColumns("usage_events"); });
+  ASSERT_TRUE(cols.ok());
+  EXPECT_EQ(static_cast<int>(cols->size()), kUsageEventColumnCount + 1);
+}
+
+TEST(EventStore, EventsAndDeadLettersShareOneTransaction) {
+  TempDir dir;
+  auto db = db::Database::Open(dir.File("usage.sqlite"));
+  ASSERT_TRUE(db.ok());
+  EventStore store(**db);
+  std::vector<UsageEvent> events{Make(1), Make(2)};
+  std::vector<DeadLetterRow> dead{{"<html>", "invalid JSON"}};
+  Result<InsertCounts> w = store.Write(events, dead, 77);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->inserted, 2);
+  EXPECT_EQ(w->dead_letters, 1);
+  EXPECT_EQ(store.transactions(), 1);
+  // A failing batch (NOT NULL violated) stores nothing of itself, dead letters included.
+  std::vector<UsageEvent> bad{Make(3), Make(4)};
+  bad[1].event_hash = Make(1).event_hash;  // duplicate: skipped, fine
+  Result<InsertCounts> ok2 = store.Write(bad, dead, 78);
+  ASSERT_TRUE(ok2.ok());
+  EXPECT_EQ(ok2->skipped, 1);
+  ASSERT_TRUE((*db)->Write([](db::Connection& c) {
+    return c.Exec("create trigger no_more before insert on dead_letter_events "
+                  "begin select raise(abort, 'disk says no'); end");
+  }).ok());
+  std::vector<UsageEvent> third{Make(5)};
+  Result<InsertCounts> failed = store.Write(third, dead, 79);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(*(*db)->CountRows("usage_events"), 3);
+  EXPECT_EQ(*(*db)->CountRows("dead_letter_events"), 2);
+  EXPECT_EQ(store.transactions(), 2);
 }
 
 }  // namespace

@@ -13,74 +13,43 @@
 #include <string>
 #include <string_view>
 
+#include "db/usage_event_columns.h"
+
 namespace cpamp::usage {
 
-// One `usage_events` row without `id`, members in the table's declared column order. Optional
-// members are the nullable columns; NormalizeQueuePayload() leaves them empty (NULL) for empty
-// strings and for non-positive auth_snapshot_at_ms / header_quota_recover_at_ms /
-// fail_status_code, as the upstream store does.
+// Member types of the `usage_events` row table (db/usage_event_columns.h).
+namespace column_kind {
+using Text = std::string;
+using OptText = std::optional<std::string>;
+using Int = int64_t;
+using OptInt = std::optional<int64_t>;
+using OptReal = std::optional<double>;
+using Bool = bool;
+}  // namespace column_kind
+
+// One `usage_events` row without `id`: one member per column of CPAMP_USAGE_EVENT_COLUMNS, in the
+// table's declared order (see that table for each column's meaning). Optional members are the
+// nullable columns; NormalizeQueuePayload() leaves them empty (NULL) for empty strings and for
+// non-positive auth_snapshot_at_ms / header_quota_recover_at_ms / fail_status_code, as the
+// upstream store does.
 struct UsageEvent {
-  std::optional<std::string> request_id;
-  std::string event_hash;    // lowercase hex SHA-256 (§4.10)
-  int64_t timestamp_ms = 0;  // epoch ms, UTC
-  std::string timestamp;     // UTC RFC3339Nano text, e.g. "2026-08-01T01:41:07.318204551Z"
-  std::optional<std::string> provider;
-  std::optional<std::string> executor_type;
-  std::string model = "-";              // requested model, else resolved model, else "-"
-  std::optional<std::string> endpoint;  // "POST /v1/responses"; "-" when unknown
-  std::optional<std::string> method;
-  std::optional<std::string> path;
-  std::optional<std::string> client_ip;        // sanitised, <= 64 bytes
-  std::optional<std::string> x_forwarded_for;  // sanitised, <= 2048 bytes
-  std::optional<std::string> user_agent;       // sanitised, <= 1024 bytes
-  std::optional<std::string> auth_type;
-  std::optional<std::string> auth_index;
-  std::optional<std::string> source;        // masked (§4.9)
-  std::optional<std::string> source_hash;   // SHA-256 hex of the trimmed unmasked source
-  std::optional<std::string> api_key_hash;  // SHA-256 hex of the trimmed client API key
-  std::optional<std::string> account_snapshot;
-  std::optional<std::string> auth_label_snapshot;
-  std::optional<std::string> auth_file_snapshot;
-  std::optional<std::string> auth_provider_snapshot;
-  std::optional<std::string> auth_project_id_snapshot;
-  std::optional<int64_t> auth_snapshot_at_ms;
-  std::optional<std::string> requested_model;
-  std::optional<std::string> resolved_model;
-  std::optional<std::string> reasoning_effort;
-  std::optional<std::string> service_tier;  // effective tier (§4.7)
-  std::optional<std::string> request_service_tier;
-  std::optional<std::string> response_service_tier;
-  std::optional<std::string> cache_input_mode;  // kIncludedInInput or kSeparateFromInput
-  int64_t input_tokens = 0;
-  int64_t output_tokens = 0;
-  int64_t reasoning_tokens = 0;
-  int64_t cached_tokens = 0;
-  int64_t cache_tokens = 0;
-  int64_t cache_read_tokens = 0;
-  int64_t cache_creation_tokens = 0;
-  std::optional<int64_t> normalized_uncached_input_tokens;
-  std::optional<int64_t> normalized_total_input_tokens;
-  std::optional<int64_t> normalized_cache_read_tokens;
-  std::optional<int64_t> normalized_cache_creation_tokens;
-  int64_t total_tokens = 0;
-  std::optional<int64_t> latency_ms;
-  std::optional<int64_t> ttft_ms;
-  bool failed = false;
-  std::optional<int64_t> fail_status_code;
-  std::optional<std::string> fail_summary;  // redacted failure evidence, see RedactFailureText
-  std::optional<std::string> response_metadata_json;
-  std::optional<int64_t> header_quota_recover_at_ms;
-  std::optional<double> header_quota_used_percent;
-  std::optional<std::string> header_quota_plan_type;
-  std::optional<std::string> header_error_kind;
-  std::optional<std::string> header_error_code;
-  std::optional<std::string> header_trace_id;
-  std::optional<std::string> fail_body;  // raw, unredacted; local only, never exposed
-  std::optional<std::string> raw_json;   // key-redacted Go-style JSON copy of the record
-  int64_t created_at_ms = 0;
+#define CPAMP_USAGE_MEMBER(name, kind, decl, init) column_kind::kind name init;
+  CPAMP_USAGE_EVENT_COLUMNS(CPAMP_USAGE_MEMBER)
+#undef CPAMP_USAGE_MEMBER
 
   bool operator==(const UsageEvent&) const = default;
 };
+
+// Position of each column in SelectUsageEventColumns() (event_store.h): `id` first, then the
+// UsageEvent members in order. Readers that select every column read by these names.
+enum class UsageEventColumn : int {
+#define CPAMP_USAGE_ENUM(name, kind, decl, init) name,
+  CPAMP_USAGE_EVENT_ID_COLUMN(CPAMP_USAGE_ENUM) CPAMP_USAGE_EVENT_COLUMNS(CPAMP_USAGE_ENUM)
+#undef CPAMP_USAGE_ENUM
+      kCount
+};
+// Columns of UsageEvent (every usage_events column except id).
+inline constexpr int kUsageEventColumnCount = static_cast<int>(UsageEventColumn::kCount) - 1;
 
 inline constexpr std::string_view kIncludedInInput = "included_in_input";
 inline constexpr std::string_view kSeparateFromInput = "separate_from_input";

@@ -1,0 +1,280 @@
+// IngestPipeline design notes.
+//
+// - Three stages, two queues, one lock. Submit() appends a raw chunk (the items of one socket
+//   read or one pop) to raw_; the preparer takes up to prepare_chunk items, runs
+//   UsageWriter::Prepare outside the lock and appends the prepared rows to prepared_; the writer
+//   takes every prepared batch that is ready (up to max_commit_events events), merges them and
+//   commits them in one transaction. The lock is held only to move chunks between queues.
+// - Accounting: backlog_records/bytes grow in Submit() and shrink only after the commit of the
+//   batch that holds the items (Release), so the bound covers raw, prepared and in-flight items
+//   alike and equals what a kill -9 would lose.
+// - Back-pressure: Submit() waits on room_cv_ while either bound is reached. A chunk is admitted
+//   as soon as the backlog is below the bound, so the bound may be exceeded by one chunk (a
+//   chunk is at most one socket read or one pop). A stop request admits the chunk regardless:
+//   those items already left CPA and must not vanish.
+// - A failed commit keeps its batch in the writer and is retried with doubling waits (100 ms to
+//   5 s); meanwhile the backlog fills and the readers stall, which is the only honest answer to
+//   a database that cannot take writes. Close() gives the writer a deadline after which a batch
+//   that still cannot be committed is logged as lost (the documented stop-time bound).
+// - Batching under backlog: a transaction takes everything already prepared, so under load
+//   commits grow (fewer per-transaction costs) and at low rates each read commits at once.
+#include "collector/ingest_pipeline.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/log.h"
+
+namespace cpamp::collector {
+namespace {
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct IngestPipeline::Prepared {
+  PreparedRows rows;
+  int64_t records = 0;  // raw items this batch accounts for
+  int64_t bytes = 0;
+};
+
+IngestPipeline::IngestPipeline(db::Database& db, const Clock& clock,
+                               AuthFilesFetcher fetch_auth_files, PipelineOptions options)
+    : db_(db), clock_(clock), options_(options) {
+  UsageWriter::Options w;
+  w.snapshot_ttl_ms = options_.snapshot_ttl_ms;
+  w.raw_json = options_.raw_json;
+  w.writer_cache_kib = options_.writer_cache_kib;
+  preparer_ = std::make_unique<UsageWriter>(db_, clock_, std::move(fetch_auth_files), w);
+  stats_.max_records = options_.max_records;
+  stats_.max_bytes = options_.max_bytes;
+  prepare_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "usage-prepare");
+    PrepareLoop();
+  });
+  write_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "usage-writer");
+    WriteLoop();
+  });
+}
+
+IngestPipeline::~IngestPipeline() { Close(); }
+
+bool IngestPipeline::Submit(std::vector<std::string>&& payloads, const std::atomic<bool>* stop) {
+  RawChunk chunk;
+  chunk.items.reserve(payloads.size());
+  for (std::string& p : payloads) {
+    if (p.empty()) continue;
+    chunk.bytes += static_cast<int64_t>(p.size());
+    chunk.items.push_back(std::move(p));
+  }
+  payloads.clear();
+  std::unique_lock lock(mu_);
+  if (closing_) return false;
+  if (chunk.items.empty()) return true;
+  auto full = [&] {
+    return stats_.backlog_records >= options_.max_records ||
+           stats_.backlog_bytes >= options_.max_bytes;
+  };
+  if (full()) {
+    if (stalled_submitters_++ == 0) {
+      stall_started_steady_ms_ = SteadyNowMs();
+      ++stats_.reader_stalls;
+      stats_.reader_stalled = true;
+      spdlog::warn("collector: write buffer full ({} records, {} bytes): reader stalled",
+                   stats_.backlog_records, stats_.backlog_bytes);
+    }
+    while (full() && !closing_ && !(stop != nullptr && stop->load())) {
+      room_cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    if (--stalled_submitters_ == 0) {
+      const int64_t now = SteadyNowMs();
+      stats_.reader_stall_ms += now - stall_started_steady_ms_;
+      stats_.last_stall_end_steady_ms = now;
+      stats_.reader_stalled = false;
+    }
+  }
+  // Admitted even when closing or stopping: these items already left CPA.
+  stats_.backlog_records += static_cast<int64_t>(chunk.items.size());
+  stats_.backlog_bytes += chunk.bytes;
+  stats_.peak_backlog_records = std::max(stats_.peak_backlog_records, stats_.backlog_records);
+  stats_.submitted += static_cast<int64_t>(chunk.items.size());
+  raw_.push_back(std::move(chunk));
+  raw_cv_.notify_one();
+  return true;
+}
+
+bool IngestPipeline::HasRoom(double fraction) const {
+  std::lock_guard lock(mu_);
+  return static_cast<double>(stats_.backlog_records) <
+             fraction * static_cast<double>(options_.max_records) &&
+         static_cast<double>(stats_.backlog_bytes) <
+             fraction * static_cast<double>(options_.max_bytes);
+}
+
+bool IngestPipeline::WaitIdle(int64_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  return idle_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0)),
+                           [&] { return stats_.backlog_records == 0; });
+}
+
+void IngestPipeline::Close(int64_t give_up_after_ms) {
+  {
+    std::lock_guard lock(mu_);
+    if (!closing_) {
+      closing_ = true;
+      give_up_at_steady_ms_ = SteadyNowMs() + give_up_after_ms;
+    }
+  }
+  raw_cv_.notify_all();
+  prepared_cv_.notify_all();
+  room_cv_.notify_all();
+  if (prepare_thread_.joinable()) prepare_thread_.join();
+  if (write_thread_.joinable()) write_thread_.join();
+}
+
+void IngestPipeline::Release(int64_t records, int64_t bytes) {
+  std::lock_guard lock(mu_);
+  stats_.backlog_records -= records;
+  stats_.backlog_bytes -= bytes;
+  room_cv_.notify_all();
+  if (stats_.backlog_records == 0) idle_cv_.notify_all();
+}
+
+void IngestPipeline::PrepareLoop() {
+  std::vector<std::string> items;
+  for (;;) {
+    int64_t bytes = 0;
+    items.clear();
+    {
+      std::unique_lock lock(mu_);
+      raw_cv_.wait(lock, [&] { return !raw_.empty() || closing_; });
+      if (raw_.empty()) break;  // closing and nothing left
+      // Take whole chunks up to prepare_chunk items (at least one chunk).
+      while (!raw_.empty() &&
+             (items.empty() || static_cast<int64_t>(items.size() + raw_.front().items.size()) <=
+                                   options_.prepare_chunk)) {
+        RawChunk& c = raw_.front();
+        bytes += c.bytes;
+        if (items.empty()) {
+          items = std::move(c.items);
+        } else {
+          std::move(c.items.begin(), c.items.end(), std::back_inserter(items));
+        }
+        raw_.pop_front();
+      }
+    }
+    auto batch = std::make_unique<Prepared>();
+    batch->records = static_cast<int64_t>(items.size());
+    batch->bytes = bytes;
+    batch->rows = preparer_->Prepare(items);
+    std::unique_lock lock(mu_);
+    prepared_cv_.wait(lock, [&] {
+      return prepared_events_ < options_.max_prepared_events || prepared_.empty() || closing_;
+    });
+    prepared_events_ += static_cast<int64_t>(batch->rows.events.size());
+    prepared_.push_back(std::move(batch));
+    prepared_cv_.notify_all();
+  }
+  std::lock_guard lock(mu_);
+  prepare_done_ = true;
+  prepared_cv_.notify_all();
+}
+
+void IngestPipeline::WriteLoop() {
+  for (;;) {
+    Prepared merged;
+    bool first = true;
+    {
+      std::unique_lock lock(mu_);
+      prepared_cv_.wait(lock, [&] { return !prepared_.empty() || prepare_done_; });
+      if (prepared_.empty()) break;  // preparer finished and nothing left
+      while (!prepared_.empty() &&
+             (first || static_cast<int64_t>(merged.rows.events.size() +
+                                            prepared_.front()->rows.events.size()) <=
+                           options_.max_commit_events)) {
+        Prepared& p = *prepared_.front();
+        prepared_events_ -= static_cast<int64_t>(p.rows.events.size());
+        merged.records += p.records;
+        merged.bytes += p.bytes;
+        merged.rows.controls += p.rows.controls;
+        merged.rows.newest_event_ms = std::max(merged.rows.newest_event_ms, p.rows.newest_event_ms);
+        if (first) {
+          merged.rows.events = std::move(p.rows.events);
+          merged.rows.dead_letters = std::move(p.rows.dead_letters);
+          first = false;
+        } else {
+          std::move(p.rows.events.begin(), p.rows.events.end(),
+                    std::back_inserter(merged.rows.events));
+          std::move(p.rows.dead_letters.begin(), p.rows.dead_letters.end(),
+                    std::back_inserter(merged.rows.dead_letters));
+        }
+        prepared_.pop_front();
+      }
+      prepared_cv_.notify_all();  // room for the preparer
+    }
+
+    int64_t wait = options_.commit_retry_ms;
+    for (;;) {
+      Result<WriteStats> w = preparer_->Commit(merged.rows);
+      if (w.ok()) {
+        const int64_t now = clock_.NowMs();
+        const int64_t steady = SteadyNowMs();
+        std::lock_guard lock(mu_);
+        stats_.inserted += w->inserted;
+        stats_.skipped += w->skipped;
+        stats_.dead_letters += w->dead_letters;
+        stats_.controls += w->controls;
+        if (w->inserted + w->skipped + w->dead_letters > 0) ++stats_.transactions;
+        if (w->inserted + w->skipped > 0) stats_.last_inserted_at_ms = now;
+        if (w->newest_event_ms > 0) stats_.newest_event_ms = w->newest_event_ms;
+        stats_.commit_failing = false;
+        recent_.emplace_back(steady, w->inserted + w->skipped);
+        while (!recent_.empty() && steady - recent_.front().first > options_.rate_window_ms) {
+          recent_.pop_front();
+        }
+        break;
+      }
+      int64_t give_up_at = 0;
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.commit_failures;
+        stats_.commit_failing = true;
+        stats_.last_commit_error = w.status().message();
+        give_up_at = closing_ ? give_up_at_steady_ms_ : 0;
+      }
+      spdlog::warn("collector: commit of {} events failed, retrying in {} ms: {}",
+                   merged.rows.events.size(), wait, w.status().message());
+      if (give_up_at > 0 && SteadyNowMs() + wait > give_up_at) {
+        spdlog::error("collector: {} items could not be stored at stop: {}", merged.records,
+                      w.status().message());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+      wait = std::min(wait * 2, options_.commit_retry_max_ms);
+    }
+    Release(merged.records, merged.bytes);
+  }
+}
+
+PipelineStats IngestPipeline::Stats() const {
+  std::lock_guard lock(mu_);
+  PipelineStats s = stats_;
+  const int64_t steady = SteadyNowMs();
+  if (stalled_submitters_ > 0) s.reader_stall_ms += steady - stall_started_steady_ms_;
+  int64_t events = 0;
+  for (const auto& [at, n] : recent_) {
+    if (steady - at <= options_.rate_window_ms) events += n;
+  }
+  s.events_per_second =
+      static_cast<double>(events) * 1000.0 / static_cast<double>(options_.rate_window_ms);
+  return s;
+}
+
+}  // namespace cpamp::collector
