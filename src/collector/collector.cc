@@ -278,6 +278,12 @@ bj::object Collector::StatusJson() {
 
 // ---- Worker ----------------------------------------------------------------------------------
 
+int Collector::NextPopCount(bool full, int count, int batch) const {
+  if (!full) return batch;
+  const int64_t cap = std::max<int64_t>(batch, std::min(options_.max_pop_records, pop_ahead_));
+  return static_cast<int>(std::min<int64_t>(int64_t{count} * 2, cap));
+}
+
 int64_t Collector::IdleWaitMs(const setup::CollectorPlan& plan) const {
   int64_t poll = plan.collector.poll_interval_ms > 0 ? plan.collector.poll_interval_ms : 500;
   return std::max<int64_t>(10, std::min(poll, retention_ms_ / 2));
@@ -346,9 +352,7 @@ void Collector::Run(setup::CollectorPlan plan) {
     pipeline_ = std::move(pipeline);
   }
 
-  pop_ahead_ = options_.pop_ahead_records > 0
-                   ? options_.pop_ahead_records
-                   : std::clamp<int64_t>(int64_t{4} * BatchSize(plan), 2'000, 50'000);
+  pop_ahead_ = std::max<int64_t>(options_.pop_ahead_records, BatchSize(plan));
   retention_ms_ = cpa::kDefaultRetentionSeconds * 1000;
   if (options_.read_retention) {
     Result<http_client::Response> cfg = cpa::GetConfig(CpaConnection(plan, 5'000));
@@ -574,11 +578,11 @@ Status StoreDeadLetter(db::Database& db, const Clock& clock, std::string_view pa
 
 Collector::Outcome Collector::RunHttp(const setup::CollectorPlan& plan, int64_t reprobe_at) {
   const int batch = BatchSize(plan);
-  const http_client::Request req = HttpQueueRequest(plan, batch, options_.http_timeout_ms);
+  int count = batch;
   while (!stopping()) {
     if (reprobe_at > 0 && SteadyNowMs() >= reprobe_at) return Outcome::Reprobe();
     if (!WaitForPopRoom()) break;
-    PopResult pop = PopHttp(req);
+    PopResult pop = PopHttp(HttpQueueRequest(plan, count, options_.http_timeout_ms));
     if (!pop.dead_body.empty()) {
       Status dl = StoreDeadLetter(db_, clock_, pop.dead_body, pop.dead_error);
       if (!dl.ok()) return Outcome::Fail("consume", dl.message());
@@ -586,7 +590,9 @@ Collector::Outcome Collector::RunHttp(const setup::CollectorPlan& plan, int64_t 
     if (!pop.status.ok()) return Outcome::Fail("http", pop.status.message(), pop.unsupported);
     MarkRunning();
     if (!Submit(std::move(pop.items))) break;
-    if (pop.answered < static_cast<size_t>(batch) && !Wait(IdleWaitMs(plan))) break;
+    const bool full = pop.answered >= static_cast<size_t>(count);
+    count = NextPopCount(full, count, batch);
+    if (!full && !Wait(IdleWaitMs(plan))) break;
   }
   return Outcome::Stopped();
 }
@@ -606,19 +612,21 @@ Collector::Outcome Collector::RunResp(const setup::CollectorPlan& plan, int64_t 
   MarkRunning();
 
   const int batch = BatchSize(plan);
-  const std::string count = std::to_string(batch);
+  int count = batch;
   const std::string_view cmd = ToLower(plan.collector.pop_side) == "left" ? "LPOP" : "RPOP";
   while (!stopping()) {
     if (reprobe_at > 0 && SteadyNowMs() >= reprobe_at) return Outcome::Reprobe();
     if (!WaitForPopRoom()) break;
-    Result<resp::Value> reply = c.Command({cmd, plan.collector.queue, count});
+    Result<resp::Value> reply = c.Command({cmd, plan.collector.queue, std::to_string(count)});
     if (!reply.ok()) return Outcome::Fail("consume", reply.status().message(), c.not_resp());
     if (reply->type == resp::Value::Type::kError) return Outcome::Fail("consume", reply->str);
     std::vector<std::string> items;
     size_t answered = 0;
     TakeRespPop(*reply, &items, &answered);
     if (!Submit(std::move(items))) break;
-    if (answered < static_cast<size_t>(batch) && !Wait(IdleWaitMs(plan))) break;
+    const bool full = answered >= static_cast<size_t>(count);
+    count = NextPopCount(full, count, batch);
+    if (!full && !Wait(IdleWaitMs(plan))) break;
   }
   return Outcome::Stopped();
 }

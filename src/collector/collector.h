@@ -61,9 +61,11 @@ struct CollectorOptions {
   int64_t buffer_max_bytes = int64_t{2} << 30;
   // Pop transports and drains pop only while the backlog is below this many records (and below
   // half of the buffer), so popping never crowds out the subscriber and kill -9 exposure stays
-  // small for pops; CPA keeps the rest until the writer catches up. 0 = 4 x the batch size,
-  // at least 2,000 and at most 50,000.
-  int64_t pop_ahead_records = 0;
+  // small for pops; CPA keeps the rest until the writer catches up.
+  int64_t pop_ahead_records = 12'000;
+  // Under backlog a pop asks for up to this many records (doubling from the batch size while
+  // CPA keeps answering full batches); an idle queue is polled with the batch size.
+  int64_t max_pop_records = 4'096;
   // While subscribed, drain CPA's pop queue this often (0 = a quarter of the retention).
   int64_t drain_interval_ms = 0;
   // A subscriber drop counts as CPA's slow-consumer overflow when, within this window before it,
@@ -151,6 +153,8 @@ class Collector final : public setup::CollectorControl {
   bool Submit(std::vector<std::string>&& items);
   // Waits while the backlog is above the pop-ahead limit; false when stopping.
   bool WaitForPopRoom();
+  // The next pop size: doubles while CPA answers full pops (backlog), back to `batch` otherwise.
+  int NextPopCount(bool full, int count, int batch) const;
   void NoteConsumed();
   void NoteSubscriberDrop(bool overflow);
   bool DrainHasRoom();

@@ -42,11 +42,11 @@ struct PipelineOptions {
   int64_t max_records = 1'500'000;
   int64_t max_bytes = int64_t{2} << 30;
   // Events per transaction at most (a transaction takes whatever is ready, up to this).
-  int64_t max_commit_events = 8'192;
+  int64_t max_commit_events = 4'096;
   // Raw items the preparer takes at once.
   int64_t prepare_chunk = 1'024;
   // Prepared events waiting for the writer at most (the preparer waits beyond it).
-  int64_t max_prepared_events = 32'768;
+  int64_t max_prepared_events = 8'192;
   int64_t commit_retry_ms = 100;       // first wait after a failed commit, doubling
   int64_t commit_retry_max_ms = 5'000;
   int64_t rate_window_ms = 10'000;     // events_per_second window

@@ -128,14 +128,10 @@ PreparedRows UsageWriter::Prepare(const std::vector<std::string>& payloads) {
   const int64_t now_ms = clock_.NowMs();
   rows.events.reserve(payloads.size());
   for (const std::string& p : payloads) {
-    usage::NormalizeResult r = usage::NormalizeQueuePayload(p, now_ms);
+    usage::NormalizeResult r = usage::NormalizeQueuePayload(p, now_ms, options_.raw_json);
     switch (r.kind) {
       case usage::PayloadKind::kEvent:
         rows.newest_event_ms = std::max(rows.newest_event_ms, r.event.timestamp_ms);
-        if (options_.raw_json == RawJsonPolicy::kNone ||
-            (options_.raw_json == RawJsonPolicy::kFailed && !r.event.failed)) {
-          r.event.raw_json.reset();
-        }
         rows.events.push_back(std::move(r.event));
         break;
       case usage::PayloadKind::kControlRefresh:

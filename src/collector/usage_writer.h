@@ -39,7 +39,7 @@ inline constexpr int64_t kAuthSnapshotTtlMs = 30'000;
 
 // Which events keep their `raw_json` copy (the redacted payload, never exported or read back by
 // upstream; the column stays and is NULL otherwise). kFailed keeps it where it is evidence.
-enum class RawJsonPolicy { kAll, kFailed, kNone };
+using RawJsonPolicy = usage::RawJsonMode;
 // "all" | "failed" | "none" (case-insensitive); nullopt for anything else.
 std::optional<RawJsonPolicy> ParseRawJsonPolicy(std::string_view text);
 

@@ -510,6 +510,8 @@ const BadEnv kBadEnv[] = {
      "USAGE_IMPORT_SESSION_TTL_MINUTES: \"1.5\" is not a positive integer"},
     {"USAGE_RETENTION_DAYS", "-1", "USAGE_RETENTION_DAYS: \"-1\" is not a non-negative integer"},
     {"USAGE_RAW_JSON", "some", "USAGE_RAW_JSON: \"some\" is not one of all|failed|none"},
+    {"USAGE_BUFFER_MAX_RECORDS", "0", "USAGE_BUFFER_MAX_RECORDS: \"0\" is not a positive integer"},
+    {"USAGE_BUFFER_MAX_BYTES", "2GiB", "USAGE_BUFFER_MAX_BYTES: \"2GiB\" is not a positive integer"},
     {"USAGE_SEARCH_INDEX", "maybe",
      "USAGE_SEARCH_INDEX: \"maybe\" is not a boolean (use true/false, 1/0, yes/no, on/off)"},
     {"CPA_MANAGEMENT_KEY_FILE", "/nonexistent/k",

@@ -45,8 +45,9 @@ TEST(Database, FreshOpenCreatesParentDirAndEveryAuthoritativeTable) {
                            ScalarInt(conn,
                                      "select count(*) from sqlite_master where type = "
                                      "'index' and name like 'idx_%'"));
-    // 10 upstream v1.1.0 indexes; the 3 analytics indexes of step 4 are dropped by step 5.
-    EXPECT_EQ(indexes, 10);
+    // 10 upstream v1.1.0 indexes; the 3 analytics indexes of step 4 are dropped by step 5 and
+    // the unused usage_events endpoint/model/request_id indexes by step 7.
+    EXPECT_EQ(indexes, 7);
     // No upstream derived tables are created.
     CPAMP_ASSIGN_OR_RETURN(bool rollup, conn.HasTable("usage_hourly_aggregate_v1"));
     EXPECT_FALSE(rollup);

@@ -64,6 +64,9 @@ class Statement {
   Status BindInt64(int index, int64_t value);
   Status BindDouble(int index, double value);
   Status BindText(int index, std::string_view value);
+  // Binds without copying: `value` must stay valid and unchanged until the statement is reset or
+  // rebound (the hot insert path binds strings that outlive the step).
+  Status BindTextNoCopy(int index, std::string_view value);
   Status BindBlob(int index, std::string_view bytes);
   Status BindNull(int index);
   // The 1-based index of a named parameter, or an error if the statement has none by that name.
@@ -141,6 +144,8 @@ class Connection {
   // Runs one or more SQL statements without parameters, discarding rows.
   Status Exec(std::string_view sql);
   Result<Statement> Prepare(std::string_view sql);
+  // The first column of the first row of `sql` as an integer (0 when there is no row).
+  Result<int64_t> QueryInt64(std::string_view sql);
 
   int64_t LastInsertRowId() const;
   // Rows changed by the most recent INSERT/UPDATE/DELETE.

@@ -358,6 +358,20 @@ Status CreateAnalyticsSearchRows(Connection& conn) {
       "id integer not null, text text not null, primary key (timestamp_ms, id)) without rowid");
 }
 
+// Step 7 (collector context): drop the three v1.1.0 usage_events indexes no query of ours uses.
+// `EXPLAIN QUERY PLAN` of every usage_events query (docs/storage/indexes.md): the analytics,
+// export, retention and rollup paths read by timestamp_ms (idx_usage_events_timestamp) or by id,
+// account history by auth_index (idx_usage_events_auth_index); request_id and model are only
+// searched with LIKE or grouped after an id-ordered scan, endpoint never. Each index was one more
+// random B-tree insert per event (~81 bytes and ~15 % of the writer's time together). Upstream
+// recreates them with CREATE INDEX IF NOT EXISTS if a user goes back to it.
+Status DropUnusedEventIndexes(Connection& conn) {
+  return conn.Exec(
+      "drop index if exists idx_usage_events_endpoint;"
+      "drop index if exists idx_usage_events_model;"
+      "drop index if exists idx_usage_events_request_id;");
+}
+
 struct MigrationStep {
   int version;
   std::string_view name;
@@ -372,6 +386,7 @@ constexpr MigrationStep kMigrations[] = {
     {4, "create_analytics_rollups", &CreateAnalyticsRollups},
     {5, "drop_analytics_event_indexes", &DropAnalyticsEventIndexes},
     {6, "create_analytics_search_rows", &CreateAnalyticsSearchRows},
+    {7, "drop_unused_event_indexes", &DropUnusedEventIndexes},
 };
 
 Result<std::set<int>> AppliedVersions(Connection& conn) {

@@ -59,6 +59,17 @@ void ReadColumn(const db::Statement& s, int i, std::optional<double>* out) {
 }
 void ReadColumn(const db::Statement& s, int i, bool* out) { *out = s.ColumnInt64(i) != 0; }
 
+// Strings are bound without a copy: the event outlives the step (Write() resets the statement
+// before the next row and after the last one).
+Status BindColumn(db::Statement& s, int i, const std::string& v) { return s.BindTextNoCopy(i, v); }
+Status BindColumn(db::Statement& s, int i, const std::optional<std::string>& v) {
+  return v ? s.BindTextNoCopy(i, *v) : s.BindNull(i);
+}
+template <typename T>
+Status BindColumn(db::Statement& s, int i, const T& v) {
+  return s.Bind(i, v);
+}
+
 }  // namespace
 
 struct EventStore::Prepared {
@@ -79,7 +90,8 @@ std::string_view UsageEventSelectList() {
 
 Status BindUsageEvent(db::Statement& s, const UsageEvent& e) {
   int i = 0;
-#define CPAMP_BIND_COLUMN(name, kind, decl, init) CPAMP_RETURN_IF_ERROR(s.Bind(++i, e.name));
+#define CPAMP_BIND_COLUMN(name, kind, decl, init) \
+  CPAMP_RETURN_IF_ERROR(BindColumn(s, ++i, e.name));
   CPAMP_USAGE_EVENT_COLUMNS(CPAMP_BIND_COLUMN)
 #undef CPAMP_BIND_COLUMN
   return Status::Ok();

@@ -81,7 +81,8 @@ class EventStore {
 // "insert into usage_events (<every UsageEvent column>) values (?1, ...)
 //  on conflict(event_hash) do nothing".
 std::string_view InsertUsageEventSql();
-// Binds every member of `event` to `stmt` as parameters ?1..?N in column order.
+// Binds every member of `event` to `stmt` as parameters ?1..?N in column order. Strings are
+// bound without a copy: `event` must outlive the step.
 Status BindUsageEvent(db::Statement& stmt, const UsageEvent& event);
 // "id, request_id, ..., created_at_ms": every column in UsageEventColumn order, for
 // `select <this> from usage_events ...`.

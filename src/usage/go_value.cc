@@ -563,4 +563,25 @@ bool AppendRedactedGoJson(std::string& out, const bj::value& v) {
   return AppendRedacted(out, v, false);
 }
 
+bool AllNumbersFinite(const bj::value& v) {
+  switch (v.kind()) {
+    case bj::kind::double_:
+    case bj::kind::int64:
+    case bj::kind::uint64:
+      return std::isfinite(ValueAsDouble(v));
+    case bj::kind::array:
+      for (const bj::value& e : v.get_array()) {
+        if (!AllNumbersFinite(e)) return false;
+      }
+      return true;
+    case bj::kind::object:
+      for (const auto& kv : v.get_object()) {
+        if (!AllNumbersFinite(kv.value())) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
 }  // namespace cpamp::usage::internal

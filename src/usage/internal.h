@@ -73,6 +73,8 @@ void AppendGoJsonString(std::string& out, std::string_view s);
 bool AppendGoJson(std::string& out, const bj::value& v);
 // Like AppendGoJson, with the raw_json key redaction of §4.8 applied recursively.
 bool AppendRedactedGoJson(std::string& out, const bj::value& v);
+// False when a number in `v` is outside float64 range (upstream's decoder rejects the item).
+bool AllNumbersFinite(const bj::value& v);
 
 // ---- Response-header metadata (§4.8) ----
 struct ResponseMetadata {

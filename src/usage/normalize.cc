@@ -319,7 +319,7 @@ void FillEvent(const object& o, int64_t now_ms, UsageEvent& e, std::string raw_j
 
 }  // namespace
 
-NormalizeResult NormalizeQueuePayload(std::string_view payload, int64_t now_ms) {
+NormalizeResult NormalizeQueuePayload(std::string_view payload, int64_t now_ms, RawJsonMode raw) {
   unsigned char arena[16384];
   internal::bj::monotonic_resource mr(arena, sizeof(arena));
   internal::bj::parse_options opts;
@@ -350,14 +350,18 @@ NormalizeResult NormalizeQueuePayload(std::string_view payload, int64_t now_ms) 
     }
   }
 
-  std::string raw_json;
-  raw_json.reserve(payload.size() + 32);
-  if (!internal::AppendRedactedGoJson(raw_json, v)) {
-    return DeadLetter("invalid JSON: number out of float64 range");
-  }
+  // The redacted copy is built only where it is kept; the float64 check always runs.
+  if (!internal::AllNumbersFinite(v)) return DeadLetter("invalid JSON: number out of float64 range");
   NormalizeResult result;
   result.kind = PayloadKind::kEvent;
-  FillEvent(o, now_ms, result.event, std::move(raw_json));
+  FillEvent(o, now_ms, result.event, std::string());
+  result.event.raw_json.reset();
+  if (raw == RawJsonMode::kAll || (raw == RawJsonMode::kFailed && result.event.failed)) {
+    std::string raw_json;
+    raw_json.reserve(payload.size() + 32);
+    internal::AppendRedactedGoJson(raw_json, v);
+    result.event.raw_json = std::move(raw_json);
+  }
   return result;
 }
 

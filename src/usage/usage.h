@@ -71,7 +71,10 @@ struct NormalizeResult {
 //  - any other object -> kEvent (a record that lacks every field still becomes a row);
 //  - invalid JSON, a non-object, or a number outside float64 range -> kDeadLetter with the reason.
 // The caller stores dead letters verbatim with its own copy of `payload`.
-NormalizeResult NormalizeQueuePayload(std::string_view payload, int64_t now_ms);
+// `raw` decides which events get their raw_json copy (building it is ~15 % of the work).
+enum class RawJsonMode { kAll, kFailed, kNone };
+NormalizeResult NormalizeQueuePayload(std::string_view payload, int64_t now_ms,
+                                      RawJsonMode raw = RawJsonMode::kAll);
 
 // ---- Exported records (§5.4) -------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
@@ -86,6 +87,15 @@ class RespClient {
     return eof_;
   }
   void Auth() { ASSERT_EQ(Cmd({"AUTH", kKey}), Value::SimpleString("OK")); }
+  // SUBSCRIBE usage and consume the confirmation and {"support_refresh":true}.
+  void SubscribeUsage() {
+    Send({"SUBSCRIBE", "usage"});
+    ASSERT_TRUE(Read().has_value());
+    auto first = Read();
+    ASSERT_TRUE(first && first->elements.size() == 3);
+    ASSERT_EQ(first->elements[2].str, "{\"support_refresh\":true}");
+  }
+  int fd() const { return fd_; }
 
  private:
   int fd_;
@@ -166,6 +176,34 @@ class SimTest : public ::testing::Test {
   std::unique_ptr<Simulator> sim_;
   std::uint16_t port_ = 0;
 };
+
+// Reads raw subscription bytes from `fd` without parsing them and counts `message` frames
+// (JSON never contains a raw CRLF, so the frame header cannot occur inside a payload). Stops
+// when `frames` reaches `target`, on EOF (sets *eof) or after `idle_ms` without data.
+std::uint64_t CountFrames(int fd, std::uint64_t target, int idle_ms, bool* eof = nullptr) {
+  constexpr std::string_view kHeader = "*3\r\n$7\r\nmessage\r\n";
+  std::uint64_t frames = 0;
+  std::string window;  // unscanned tail shorter than kHeader + new bytes
+  std::vector<char> buf(1 << 20);
+  while (frames < target) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, idle_ms) <= 0) break;
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      if (eof) *eof = true;
+      break;
+    }
+    window.append(buf.data(), static_cast<std::size_t>(n));
+    std::size_t pos = 0;
+    while ((pos = window.find(kHeader, pos)) != std::string::npos) {
+      ++frames;
+      pos += kHeader.size();
+    }
+    const std::size_t keep = std::min(window.size(), kHeader.size() - 1);
+    window.erase(0, window.size() - keep);
+  }
+  return frames;
+}
 
 // Reads one `message` frame of a subscription and returns its payload.
 std::string Message(RespClient& c) {
@@ -578,6 +616,140 @@ TEST_F(SimTest, PreloadFeedsBatchPopsQuickly) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(total, 100000u);
   std::printf("preload pop: %zu records in %.3f s (%.0f/s)\n", total, secs, total / secs);
+}
+
+// ---- Slow subscribers, unpaced and paced generation ---------------------------------------
+
+TEST_F(SimTest, UnpacedGeneratorDropsASubscriberThatNeverReadsAndQueuesLaterRecords) {
+  SimOptions o;
+  o.usage_enabled = true;
+  StartSim(o);
+  EXPECT_FALSE(Stats().at("paced").as_bool());  // unpaced is the default, like CPA
+  RespClient sub(port_);
+  sub.Auth();
+  sub.SubscribeUsage();
+  ASSERT_TRUE(WaitFor([&] { return Stat("usage_subscribers") == 1; }));
+  constexpr std::int64_t kCount = 50000;
+  ASSERT_EQ(Http(port_, "POST", "/_sim/set?rate=50000&count=" + std::to_string(kCount)).status,
+            200);
+  ASSERT_TRUE(WaitFor([&] { return Stat("generated") == kCount; }, 20000));
+  bj::object s = Stats();
+  EXPECT_EQ(s.at("subscribers_dropped").as_int64(), 1);
+  EXPECT_EQ(s.at("overflow_lost").as_int64(), 1);  // only the record that found it full
+  EXPECT_EQ(s.at("usage_subscribers").as_int64(), 0);
+  const std::int64_t delivered = s.at("delivered").as_int64();
+  const std::int64_t queued = s.at("queued").as_int64();
+  EXPECT_GE(delivered, 256);
+  EXPECT_GT(queued, 0);  // generation went on; with no subscriber left, records are queued
+  EXPECT_EQ(s.at("produced").as_int64(), kCount);
+  EXPECT_EQ(delivered + 1 + queued, kCount);
+  RespClient popper(port_);
+  popper.Auth();
+  Value first = popper.Cmd({"LPOP", "usage"});
+  ASSERT_EQ(first.type, Value::Type::kBulkString);
+  EXPECT_TRUE(bj::parse(first.str).as_object().contains("request_id"));
+  // The dropped subscriber still gets every record buffered for it, then the connection
+  // closes without an error reply.
+  bool eof = false;
+  EXPECT_EQ(CountFrames(sub.fd(), ~std::uint64_t{0}, 10000, &eof),
+            static_cast<std::uint64_t>(delivered));
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(SimTest, UnpacedGeneratorKeepsASubscriberThatReadsContinuously) {
+  SimOptions o;
+  o.usage_enabled = true;
+  StartSim(o);
+  RespClient sub(port_);
+  sub.Auth();
+  sub.SubscribeUsage();
+  ASSERT_TRUE(WaitFor([&] { return Stat("usage_subscribers") == 1; }));
+  constexpr std::uint64_t kCount = 75000;  // 1.5 s at 50k records/s
+  std::uint64_t received = 0;
+  std::thread reader([&] { received = CountFrames(sub.fd(), kCount, 15000); });
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(Http(port_, "POST", "/_sim/set?rate=50000&count=" + std::to_string(kCount)).status,
+            200);
+  const bool done = WaitFor([&] { return Stat("generated") == kCount; }, 20000);
+  reader.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(done);
+  bj::object s = Stats();
+  EXPECT_EQ(s.at("subscribers_dropped").as_int64(), 0);
+  EXPECT_EQ(s.at("overflow_lost").as_int64(), 0);
+  EXPECT_EQ(s.at("queued").as_int64(), 0);
+  EXPECT_EQ(s.at("delivered").as_int64(), s.at("produced").as_int64());
+  EXPECT_EQ(received, kCount);
+  std::printf("unpaced subscribe: %llu records in %.2f s\n",
+              static_cast<unsigned long long>(received), secs);
+}
+
+TEST_F(SimTest, DropSubscribersFlushesClosesAndLaterRecordsAreQueued) {
+  StartSim();
+  RespClient popper(port_);
+  popper.Auth();
+  RespClient sub(port_);
+  sub.Auth();
+  sub.SubscribeUsage();
+  ASSERT_TRUE(WaitFor([&] { return Stat("usage_subscribers") == 1; }));
+  Publish("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+  HttpResult d = Http(port_, "POST", "/_sim/drop-subscribers");
+  EXPECT_EQ(d.status, 200);
+  EXPECT_EQ(d.body, "{\"dropped\":1}");
+  EXPECT_EQ(Message(sub), "{\"n\":1}");  // what was buffered is flushed, nothing is lost
+  EXPECT_EQ(Message(sub), "{\"n\":2}");
+  EXPECT_EQ(Message(sub), "{\"n\":3}");
+  EXPECT_TRUE(sub.ClosedByServer());
+  ASSERT_EQ(Http(port_, "POST", "/_sim/generate?count=5").status, 200);
+  Value popped = popper.Cmd({"LPOP", "usage", "10"});  // the popper's connection survived
+  ASSERT_EQ(popped.type, Value::Type::kArray);
+  EXPECT_EQ(popped.elements.size(), 5u);
+
+  // ?after=N drops once the next N records are published, mid-stream.
+  RespClient sub2(port_);
+  sub2.Auth();
+  sub2.SubscribeUsage();
+  ASSERT_TRUE(WaitFor([&] { return Stat("usage_subscribers") == 1; }));
+  EXPECT_EQ(Http(port_, "POST", "/_sim/drop-subscribers?after=2").body, "{\"after\":2}");
+  Publish("{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n{\"m\":4}\n");
+  EXPECT_EQ(Message(sub2), "{\"m\":1}");
+  EXPECT_EQ(Message(sub2), "{\"m\":2}");
+  EXPECT_TRUE(sub2.ClosedByServer());
+  EXPECT_EQ(popper.Cmd({"LPOP", "usage", "10"}),
+            Value::Array({Value::Bulk("{\"m\":3}"), Value::Bulk("{\"m\":4}")}));
+  bj::object s = Stats();
+  EXPECT_EQ(s.at("subscribers_dropped").as_int64(), 2);
+  EXPECT_EQ(s.at("overflow_lost").as_int64(), 0);
+  EXPECT_EQ(s.at("delivered").as_int64(), 5);
+  EXPECT_EQ(s.at("queued").as_int64(), 7);
+  EXPECT_EQ(Http(port_, "POST", "/_sim/drop-subscribers").body, "{\"dropped\":0}");
+}
+
+TEST_F(SimTest, PacedGeneratorWaitsForASlowSubscriberInsteadOfDroppingIt) {
+  SimOptions o;
+  o.usage_enabled = true;
+  o.paced = true;
+  StartSim(o);
+  EXPECT_TRUE(Stats().at("paced").as_bool());
+  RespClient sub(port_);
+  sub.Auth();
+  sub.SubscribeUsage();
+  ASSERT_TRUE(WaitFor([&] { return Stat("usage_subscribers") == 1; }));
+  constexpr std::uint64_t kCount = 40000;  // far more than the socket buffers hold
+  ASSERT_EQ(Http(port_, "POST", "/_sim/set?rate=50000&count=" + std::to_string(kCount)).status,
+            200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the subscriber reads nothing
+  bj::object s = Stats();
+  EXPECT_EQ(s.at("subscribers_dropped").as_int64(), 0);
+  EXPECT_EQ(s.at("overflow_lost").as_int64(), 0);
+  // The generator waits for the consumer instead of dropping it.
+  EXPECT_LT(s.at("generated").to_number<std::uint64_t>(), kCount);
+  EXPECT_EQ(CountFrames(sub.fd(), kCount, 10000), kCount);  // now it reads: nothing was lost
+  s = Stats();
+  EXPECT_EQ(s.at("delivered").to_number<std::uint64_t>(), kCount);
+  EXPECT_EQ(s.at("subscribers_dropped").as_int64(), 0);
+  EXPECT_EQ(s.at("queued").as_int64(), 0);
+  EXPECT_FALSE(bj::parse(Http(port_, "POST", "/_sim/set?paced=0").body).at("paced").as_bool());
 }
 
 // ---- Generator ------------------------------------------------------------------------------

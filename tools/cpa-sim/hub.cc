@@ -2,9 +2,12 @@
 //
 // Design: subscribers receive already-encoded RESP frames appended to one string each, so a
 // burst of records costs appends, not allocations, and the writer takes the whole backlog in
-// one swap. `pending_messages` counts what sits in that string, which is the Go channel buffer
-// of CPA: the writer taking the string is the goroutine receiving from the channel. Retention
-// is lazy like CPA's: expired items are pruned on the next enqueue or pop.
+// one swap. CPA's Go channel holds 256 messages and its goroutine one more (the message it is
+// writing); here `pending_messages` (frames waiting) plus `inflight_messages` (frames of the
+// write not yet completed) must stay below 256, so the simulator is as strict as CPA or one
+// message stricter, never kinder: a frame leaves the budget only once the kernel has taken
+// it, exactly when CPA's goroutine would return from Write. Retention is lazy like CPA's:
+// expired items are pruned on the next enqueue or pop.
 #include "hub.h"
 
 #include <algorithm>
@@ -59,7 +62,7 @@ std::size_t UsageHub::Fanout(std::vector<std::shared_ptr<Subscriber>>& subs,
   std::size_t delivered = 0;
   for (auto it = subs.begin(); it != subs.end();) {
     const auto& sub = *it;
-    if (sub->pending_messages >= kSubscriberBufferMessages) {
+    if (sub->buffered_messages() >= kSubscriberBufferMessages) {
       ++stats_.overflow_lost;
       ++stats_.subscribers_dropped;
       Finish(sub);
@@ -78,16 +81,19 @@ std::size_t UsageHub::Fanout(std::vector<std::shared_ptr<Subscriber>>& subs,
 bool UsageHub::PublishUsage(std::string payload, bool valid_json) {
   if (payload.empty()) return false;
   ++stats_.produced;
+  bool accepted = true;
   if (!usage_subs_.empty()) {
     std::size_t n = Fanout(usage_subs_, payload);
     stats_.delivered += n;
-    return n > 0;
+    accepted = n > 0;
+  } else {
+    const auto now = Clock::now();
+    Prune(now);
+    queue_.push_back(Entry{QueueItem{std::move(payload), valid_json}, now});
+    ++stats_.queued;
   }
-  const auto now = Clock::now();
-  Prune(now);
-  queue_.push_back(Entry{QueueItem{std::move(payload), valid_json}, now});
-  ++stats_.queued;
-  return true;
+  if (drop_after_ > 0 && --drop_after_ == 0) DropUsageSubscribers();
+  return accepted;
 }
 
 void UsageHub::PublishError(std::string_view payload) {
@@ -165,9 +171,23 @@ void UsageHub::DropAllSubscribers() {
   for (const auto& s : errors) Finish(s);
 }
 
-std::size_t UsageHub::MaxPendingMessages() const {
+std::size_t UsageHub::DropUsageSubscribers() {
+  auto usage = std::move(usage_subs_);
+  usage_subs_.clear();
+  for (const auto& s : usage) Finish(s);
+  stats_.subscribers_dropped += usage.size();
+  return usage.size();
+}
+
+std::size_t UsageHub::MaxUsageBufferedMessages() const {
   std::size_t m = 0;
-  for (const auto& s : usage_subs_) m = std::max(m, s->pending_messages);
+  for (const auto& s : usage_subs_) m = std::max(m, s->buffered_messages());
+  return m;
+}
+
+std::size_t UsageHub::MaxBufferedMessages() const {
+  std::size_t m = MaxUsageBufferedMessages();
+  for (const auto& s : error_subs_) m = std::max(m, s->buffered_messages());
   return m;
 }
 

@@ -3,8 +3,9 @@
 // One FIFO pop queue with time-based retention, plus subscriber lists for the `usage` and
 // `errors` channels. A usage record goes to every current usage subscriber, or, when there is
 // none, to the pop queue (subscriber-xor-queue). Each subscriber has a 256-message buffer of
-// pre-encoded RESP frames; a publish that finds it full drops the subscriber (it is flushed,
-// then its connection closes) and the record is lost for it.
+// pre-encoded RESP frames, counting both the frames waiting for the writer and those of the
+// write in flight; a publish that finds it full drops the subscriber (what is buffered is
+// flushed, then its connection closes) and the record is lost for it, not queued.
 //
 // Pre-loaded records (--preload) sit logically before everything else in the queue; they are
 // materialised lazily on pop by `preload_source` and never expire.
@@ -29,11 +30,15 @@ enum class Channel { kUsage, kErrors };
 // One subscribed connection, shared by the hub and the connection's writer.
 struct Subscriber {
   Channel channel = Channel::kUsage;
-  std::string channel_echo;          // the channel name as the client sent it, trimmed
-  std::string pending;               // encoded frames not yet taken by the writer
-  std::size_t pending_messages = 0;  // messages in `pending` (replies are not counted)
-  bool finished = false;             // removed from the hub: flush `pending`, then close
-  std::function<void()> wake;        // set by the writer while it waits
+  std::string channel_echo;           // the channel name as the client sent it, trimmed
+  std::string pending;                // encoded frames not yet taken by the writer
+  std::size_t pending_messages = 0;   // messages in `pending` (replies are not counted)
+  std::size_t inflight_messages = 0;  // messages of the writer's unfinished async write
+  bool finished = false;              // removed from the hub: flush `pending`, then close
+  std::function<void()> wake;         // set by the writer while it waits
+
+  // Messages held against the 256-message buffer (CPA's Go channel).
+  std::size_t buffered_messages() const { return pending_messages + inflight_messages; }
 };
 
 struct QueueItem {
@@ -48,7 +53,7 @@ struct HubStats {
   std::uint64_t popped = 0;               // records removed by LPOP/RPOP/HTTP queue
   std::uint64_t expired = 0;              // records removed by retention
   std::uint64_t overflow_lost = 0;        // messages lost because a subscriber buffer was full
-  std::uint64_t subscribers_dropped = 0;  // subscribers removed on overflow
+  std::uint64_t subscribers_dropped = 0;  // removed on overflow or by DropUsageSubscribers
   std::uint64_t refresh_sent = 0;         // {"refresh":true} messages handed to subscribers
   std::uint64_t error_events = 0;         // errors-channel messages handed to subscribers
 };
@@ -83,13 +88,21 @@ class UsageHub {
   void Subscribe(const std::shared_ptr<Subscriber>& sub, bool support_refresh);
   // Removes it (idempotent); marks it finished and wakes its writer.
   void Unsubscribe(const std::shared_ptr<Subscriber>& sub);
-  // Finishes every subscriber (used by "drop all connections").
+  // Finishes every subscriber (used by "drop all connections"). Not counted as dropped.
   void DropAllSubscribers();
+  // Removes every usage subscriber the way an overflow would (flush, then close), without
+  // losing a record. Counted in subscribers_dropped. Returns how many were removed.
+  std::size_t DropUsageSubscribers();
+  // Calls DropUsageSubscribers() right after the next `n` usage payloads have been published
+  // (n == 0 cancels a pending request).
+  void DropUsageSubscribersAfter(std::uint64_t n) { drop_after_ = n; }
 
   std::size_t usage_subscribers() const { return usage_subs_.size(); }
   std::size_t error_subscribers() const { return error_subs_.size(); }
-  // Largest pending message count among usage subscribers (for generator pacing).
-  std::size_t MaxPendingMessages() const;
+  // Largest buffered_messages() among usage subscribers (paced generator).
+  std::size_t MaxUsageBufferedMessages() const;
+  // Largest buffered_messages() among all subscribers (unpaced generator yields above it).
+  std::size_t MaxBufferedMessages() const;
   const HubStats& stats() const { return stats_; }
 
   // RESP frame of a published message: *3 message <channel> <payload>.
@@ -111,6 +124,7 @@ class UsageHub {
   std::deque<Entry> queue_;
   std::vector<std::shared_ptr<Subscriber>> usage_subs_;
   std::vector<std::shared_ptr<Subscriber>> error_subs_;
+  std::uint64_t drop_after_ = 0;  // DropUsageSubscribersAfter countdown, 0 = none
   HubStats stats_;
 };
 

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
                  "redis-usage-queue-retention-seconds (<=0 -> 60, max 3600)");
   app.add_option("--rate", opt.rate, "generated records per second (0 = none)");
   app.add_option("--count", opt.count, "stop generating after N records (0 = unlimited)");
+  app.add_flag("--paced", opt.paced,
+               "never overfill a usage subscriber: a slow consumer slows the generator instead "
+               "of being dropped (CPA does not do this)");
   app.add_option("--seed", opt.seed, "random seed for record content");
   app.add_option("--preload", opt.preload, "records queued at start (never expire)");
   app.add_option("--emulate", emulate,

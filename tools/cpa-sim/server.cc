@@ -6,10 +6,16 @@
 // RESP session, anything else to a small Beast HTTP/1.1 session whose peeked bytes are
 // replayed into the parser. A RESP connection that SUBSCRIBEs splits into a reader (client
 // commands) and a writer coroutine; all bytes for that socket, replies included, go through
-// the Subscriber's pending string so there is exactly one writer. Generated records are paced
-// by a 1 ms timer with a credit counter; while usage subscribers exist a tick never fills a
-// subscriber buffer beyond 224 of its 256 slots, so generated traffic does not itself trigger
-// the overflow drop (records injected through /_sim/publish are not paced and can).
+// the Subscriber's pending string so there is exactly one writer. Generated records follow a
+// 1 ms timer with a credit counter (capped at one second of rate, so a late tick still
+// publishes what accumulated). By default they are unpaced, like CPA, which publishes as
+// requests finish whatever its subscribers do: a consumer that falls 256 messages behind is
+// dropped. Because CPA's writer goroutines run in parallel with the publishers and ours share
+// one thread, the generator yields to the loop (asio::post) after each record once any
+// subscriber holds kYieldAtBuffered messages, so a writer whose socket accepts data always
+// runs before its buffer could fill. `--paced` restores the old, kinder mode: while usage
+// subscribers exist a tick never fills a buffer beyond 224 of its 256 slots, so a slow
+// consumer slows the generator instead of being dropped.
 // Deadlines: 10 s sniff, 30 s per write, 5 min HTTP idle; RESP reads have none, like CPA
 // (subscribers legitimately idle for long periods). Sizes: HTTP bodies up to 256 MiB, RESP
 // frames per resp::Limits.
@@ -79,7 +85,8 @@ constexpr int kMaxAuthFailures = 5;
 constexpr std::size_t kMaxHttpBody = std::size_t{256} << 20;
 constexpr std::uint32_t kMaxHttpHeader = 64 * 1024;
 constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr std::size_t kPacingReserve = 32;  // subscriber slots the generator leaves free
+constexpr std::size_t kPacingReserve = 32;    // paced: subscriber slots the generator leaves free
+constexpr std::size_t kYieldAtBuffered = 32;  // unpaced: yield to the writers from this many
 constexpr std::string_view kJsonType = "application/json; charset=utf-8";
 
 struct Conn {
@@ -287,6 +294,7 @@ struct Simulator::Impl {
         hub(opt.retention_seconds, [this](std::string* out) { Produce(out); }),
         rate(opt.rate),
         count_limit(opt.count),
+        paced(opt.paced),
         started(std::chrono::system_clock::now()) {
     BuildConfig();
     BuildAuthFiles();
@@ -308,6 +316,7 @@ struct Simulator::Impl {
   std::vector<AuthFile> auth_files;
   double rate;
   std::uint64_t count_limit;
+  bool paced;
   std::uint64_t generated = 0;
   double credit = 0;
   std::string logs_body;
@@ -432,6 +441,10 @@ struct Simulator::Impl {
     hub.PublishUsage(std::move(rec));
   }
 
+  bool GeneratorIdle() const {
+    return rate <= 0 || !UsageEnabled() || (count_limit > 0 && generated >= count_limit);
+  }
+
   awaitable<void> GeneratorLoop() {
     auto last = std::chrono::steady_clock::now();
     for (;;) {
@@ -441,20 +454,28 @@ struct Simulator::Impl {
       const auto now = std::chrono::steady_clock::now();
       const double dt = std::chrono::duration<double>(now - last).count();
       last = now;
-      if (rate <= 0 || !UsageEnabled() || (count_limit > 0 && generated >= count_limit)) {
+      if (GeneratorIdle()) {
         credit = 0;
         continue;
       }
       credit = std::min(credit + rate * dt, std::max(rate, 1.0));
       auto due = static_cast<std::uint64_t>(credit);
-      if (hub.usage_subscribers() > 0) {
-        const std::size_t pending = hub.MaxPendingMessages();
+      if (paced && hub.usage_subscribers() > 0) {
+        const std::size_t buffered = hub.MaxUsageBufferedMessages();
         const std::size_t room = kSubscriberBufferMessages - kPacingReserve;
-        due = std::min<std::uint64_t>(due, pending >= room ? 0 : room - pending);
+        due = std::min<std::uint64_t>(due, buffered >= room ? 0 : room - buffered);
       }
       if (count_limit > 0) due = std::min<std::uint64_t>(due, count_limit - generated);
-      for (std::uint64_t i = 0; i < due; ++i) GenerateOne();
-      credit -= static_cast<double>(due);
+      for (std::uint64_t i = 0; i < due; ++i) {
+        GenerateOne();
+        credit -= 1;
+        if (paced || hub.MaxBufferedMessages() < kYieldAtBuffered) continue;
+        // One turn of the loop per record: a writer whose socket takes the data drains its
+        // buffer, one whose socket is full does not, and then overflows like in CPA.
+        co_await asio::post(io, asio::use_awaitable);
+        if (stopping) co_return;
+        if (GeneratorIdle() || paced) break;
+      }
     }
   }
 
@@ -701,8 +722,11 @@ struct Simulator::Impl {
       if (!sub->pending.empty()) {
         batch.clear();
         batch.swap(sub->pending);
+        sub->inflight_messages = sub->pending_messages;
         sub->pending_messages = 0;
-        if (!co_await WriteAll(c->stream.socket(), batch)) break;
+        const bool ok = co_await WriteAll(c->stream.socket(), batch);
+        sub->inflight_messages = 0;
+        if (!ok) break;
         continue;
       }
       if (sub->finished || stopping) break;
@@ -1355,6 +1379,7 @@ struct Simulator::Impl {
                                    ? bj::value(static_cast<std::int64_t>(rate))
                                    : bj::value(rate)},
                       {"count_limit", count_limit},
+                      {"paced", paced},
                       {"usage_enabled", UsageEnabled()},
                       {"retention_seconds", hub.retention_seconds()}};
   }
@@ -1403,6 +1428,16 @@ struct Simulator::Impl {
       if (clear && (*clear == "1" || *clear == "true")) hub.ClearQueue();
       return JsonReply(200, bj::object{{"dropped", n}});
     }
+    if (path == "/_sim/drop-subscribers") {
+      if (QueryGet(query, "after") != nullptr) {
+        double after = 0;
+        if (!num("after", &after)) return ErrorReply(400, "invalid after");
+        const auto n = static_cast<std::uint64_t>(after);
+        hub.DropUsageSubscribersAfter(n);
+        if (n >= 1) return JsonReply(200, bj::object{{"after", n}});
+      }
+      return JsonReply(200, bj::object{{"dropped", hub.DropUsageSubscribers()}});
+    }
     if (path == "/_sim/generate") {
       double n = 1;
       if (QueryGet(query, "count") && !num("count", &n)) return ErrorReply(400, "invalid count");
@@ -1427,6 +1462,7 @@ struct Simulator::Impl {
       if (const std::string* u = QueryGet(query, "usage_enabled")) {
         config["usage-statistics-enabled"] = (*u == "1" || *u == "true");
       }
+      if (const std::string* p = QueryGet(query, "paced")) paced = (*p == "1" || *p == "true");
       return JsonReply(200, Stats());
     }
     return Reply{404, "", "", {}};

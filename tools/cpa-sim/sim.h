@@ -42,6 +42,8 @@ struct SimOptions {
   int retention_seconds = 60;  // redis-usage-queue-retention-seconds (CPA clamps to 1..3600)
   double rate = 0;             // generated records per second; 0 = none
   std::uint64_t count = 0;     // stop generating after this many records; 0 = unlimited
+  bool paced = false;          // never overfill a usage subscriber (a slow consumer slows
+                               // the generator); false = publish at `rate` like CPA
   std::uint64_t seed = 1;
   std::uint64_t preload = 0;  // records queued at start (lazily materialised, never expire)
   Emulation emulation;

@@ -78,6 +78,36 @@ export interface CollectorStatus {
   totalSkipped?: number;
   deadLetters?: number;
   lastError?: string;
+  // Throughput and connection (all optional: older servers omit them).
+  eventsPerSecond?: number;
+  lagMs?: number;
+  reconnects?: number;
+  batches?: number;
+  /** Subscriptions CPA ended (connection closed by CPA while subscribed). */
+  subscriberDrops?: number;
+  /** Epoch ms of the last subscriber drop; 0 = never. */
+  lastSubscriberDropAt?: number;
+  /** Of subscriberDrops, those that looked like CPA's slow-consumer overflow (one record lost). */
+  overflowDrops?: number;
+  /** Records recovered from CPA's pop queue by the drains (after a (re)subscribe, background). */
+  drainedRecords?: number;
+  /** Epoch ms of the last drain; 0 = never. */
+  lastDrainAt?: number;
+  drainTransport?: 'resp' | 'http' | '' | string;
+  /** Received from CPA, not yet committed to SQLite (in memory). */
+  backlogRecords?: number;
+  backlogBytes?: number;
+  /** Configured bounds of the in-memory write buffer. */
+  backlogMaxRecords?: number;
+  backlogMaxBytes?: number;
+  /** The write buffer is full, so the reader has stopped reading from CPA. */
+  readerStalled?: boolean;
+  readerStalls?: number;
+  readerStallMs?: number;
+  /** Records believed never to have reached us (overflow drops plus undrainable gaps). */
+  estimatedLost?: number;
+  /** Subscription gaps for which CPA's pop queue could not be drained. */
+  undrainedGaps?: number;
 }
 
 export interface DatabaseStatus {

@@ -226,11 +226,24 @@ export function Select<V extends string>(props: {
   );
 }
 
-export function Progress(props: { value: number; label: string }) {
+/** Progress bar; `compact` is a thin bar without the percent text (the caller shows it). */
+export function Progress(props: {
+  value: number;
+  label: string;
+  compact?: boolean;
+  tone?: string;
+}) {
   const pct = Math.round(Math.max(0, Math.min(1, props.value)) * 100);
+  const cls = [
+    'progress',
+    props.compact ? 'progress-compact' : '',
+    props.tone ? `tone-${props.tone}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   return (
     <div
-      class="progress"
+      class={cls}
       role="progressbar"
       aria-valuemin={0}
       aria-valuemax={100}
@@ -238,7 +251,7 @@ export function Progress(props: { value: number; label: string }) {
       aria-label={props.label}
     >
       <div class="progress-bar" style={{ width: `${pct}%` }} />
-      <span class="progress-text">{pct}%</span>
+      {!props.compact && <span class="progress-text">{pct}%</span>}
     </div>
   );
 }
@@ -250,9 +263,14 @@ export function Badge(props: { tone: string; children: ComponentChildren }) {
 export function Notice(props: {
   tone: 'info' | 'warn' | 'error' | 'good';
   children: ComponentChildren;
+  testId?: string;
 }) {
   return (
-    <div class={`notice tone-${props.tone}`} role={props.tone === 'error' ? 'alert' : 'status'}>
+    <div
+      class={`notice tone-${props.tone}`}
+      role={props.tone === 'error' ? 'alert' : 'status'}
+      data-testid={props.testId}
+    >
       {props.children}
     </div>
   );

@@ -174,6 +174,35 @@ export const en = {
     'The collector is not running ({state}), so request monitoring stays empty. Check the CPA connection in Configuration, or finish the setup.',
   'collector.emptyError': 'The collector cannot read the CPA usage queue: {error}',
   'collector.lastError': 'Last error: {error}',
+  'collector.rate': 'Throughput',
+  'collector.rateValue': '{rate} events/s',
+  'collector.reconnects': 'Reconnects',
+  'collector.backlog': 'Backlog',
+  'collector.backlogValue': '{records} records · {bytes} of max {max}',
+  'collector.backlogValueNoMax': '{records} records · {bytes}',
+  'collector.backlogBounds':
+    'Received from CPA, not yet written to SQLite. Buffer bounds: {records} records or {bytes}, whichever fills first.',
+  'collector.readerStalls': 'Reader stalls',
+  'collector.readerStallsValue': '{n} · {duration} in total',
+  'collector.drops': 'Subscriber drops',
+  'collector.dropsOverflow': '{n} overflow',
+  'collector.dropsLast': 'last {when}',
+  'collector.dropsDrained': 'drained {n}',
+  'collector.lastDrain': 'Last queue drain',
+  'collector.lastDrainVia': '{when} via {transport}',
+  'collector.stalledTitle':
+    'Reader stalled: the write buffer is full; CPA may drop the subscription',
+  'collector.stalledBody':
+    '{records} records ({bytes}) are waiting to be written to SQLite. Reading from CPA resumes as soon as the buffer has room; meanwhile CPA ends a subscriber that falls more than 256 messages behind.',
+  'collector.lostTitle': 'Estimated usage records that never reached the collector: {n}',
+  'collector.lostOverflow':
+    "Drops that looked like CPA's slow-consumer overflow: {n}. CPA drops a subscriber that is more than 256 messages behind and loses one record each time.",
+  'collector.lostGaps':
+    "Subscription gaps that could not be drained: {n}. CPA's pop queue was not reachable (neither RESP pop nor the HTTP usage queue), so records CPA queued meanwhile were not recovered.",
+  'collector.lostMeaning':
+    'These records are missing from stored usage, so request counts, tokens and costs for those moments are slightly low. The figure is an estimate, counted since the server started.',
+  'collector.lostDocs':
+    'Causes and tuning: see docs/operations.md, section “Collector: bursts and drops”.',
 
   'filter.range': 'Time range',
   'filter.from': 'From',

@@ -169,6 +169,34 @@ export const zhCN: Record<MessageKey, string> = {
     '采集器未运行（{state}），因此请求监控为空。请在配置页检查 CPA 连接，或完成初始化设置。',
   'collector.emptyError': '采集器无法读取 CPA 用量队列：{error}',
   'collector.lastError': '最近错误：{error}',
+  'collector.rate': '吞吐',
+  'collector.rateValue': '{rate} 事件/秒',
+  'collector.reconnects': '重连次数',
+  'collector.backlog': '积压',
+  'collector.backlogValue': '{records} 条记录 · {bytes}，上限 {max}',
+  'collector.backlogValueNoMax': '{records} 条记录 · {bytes}',
+  'collector.backlogBounds':
+    '已从 CPA 接收、尚未写入 SQLite 的记录。缓冲区上限：{records} 条记录或 {bytes}，先到者为准。',
+  'collector.readerStalls': '读取停顿',
+  'collector.readerStallsValue': '{n} 次 · 共 {duration}',
+  'collector.drops': '订阅被断开',
+  'collector.dropsOverflow': '其中溢出 {n} 次',
+  'collector.dropsLast': '最近一次 {when}',
+  'collector.dropsDrained': '已补取 {n} 条',
+  'collector.lastDrain': '最近一次队列补取',
+  'collector.lastDrainVia': '{when}，经由 {transport}',
+  'collector.stalledTitle': '读取已停顿：写入缓冲区已满，CPA 可能断开订阅',
+  'collector.stalledBody':
+    '有 {records} 条记录（{bytes}）正在等待写入 SQLite。缓冲区一有空间就会恢复从 CPA 读取；在此期间，落后超过 256 条消息的订阅者会被 CPA 断开。',
+  'collector.lostTitle': '估计有 {n} 条用量记录未能到达采集器',
+  'collector.lostOverflow':
+    '有 {n} 次订阅断开看起来是 CPA 的慢消费者溢出：CPA 会断开落后超过 256 条消息的订阅者，每次丢失一条记录。',
+  'collector.lostGaps':
+    '有 {n} 个订阅空档无法补回：CPA 的弹出队列不可用（RESP 弹出和 HTTP 用量队列均不可用），因此 CPA 在此期间排队的记录未被补取。',
+  'collector.lostMeaning':
+    '这些记录不在已存用量中，因此相应时段的请求数、Token 和费用会略微偏低。该数字为估计值，自服务器启动以来累计。',
+  'collector.lostDocs':
+    '原因与调优：参见 docs/operations.md 中的“Collector: bursts and drops”一节。',
 
   'filter.range': '时间范围',
   'filter.from': '开始',

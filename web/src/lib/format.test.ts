@@ -54,6 +54,16 @@ describe('number formatting', () => {
     expect(formatBytes(1536)).toBe('1.5 KiB');
     expect(formatBytes(4 * 1024 * 1024)).toBe('4 MiB');
   });
+  it('formats bytes across units with one decimal', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1023)).toBe('1023 B');
+    expect(formatBytes(1024)).toBe('1 KiB');
+    expect(formatBytes(12.4 * 1024 * 1024)).toBe('12.4 MiB');
+    expect(formatBytes(64 * 1024 * 1024)).toBe('64 MiB');
+    expect(formatBytes(3.25 * 1024 ** 3)).toBe('3.3 GiB');
+    expect(formatBytes(undefined)).toBe('—');
+    expect(formatBytes(Number.NaN)).toBe('—');
+  });
 });
 
 describe('time-zone bucketing labels', () => {
