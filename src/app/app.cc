@@ -101,6 +101,9 @@ int Serve() {
     spdlog::error("open database {}: {}", cfg->db_path, database.status().message());
     return 1;
   }
+  if (Status st = (*database)->StartBackgroundCheckpoints(); !st.ok()) {
+    spdlog::warn("background checkpoints not started: {}", st.message());
+  }
   collector::CollectorOptions collector_options;
   collector_options.raw_json = collector::ParseRawJsonPolicy(cfg->usage_raw_json)
                                    .value_or(collector::RawJsonPolicy::kFailed);

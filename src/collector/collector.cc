@@ -40,6 +40,7 @@
 #include "base/strings.h"
 #include "clients/cpa/cpa_client.h"
 #include "clients/http/http_client.h"
+#include "collector/queue_items.h"
 #include "collector/resp_connection.h"
 #include "usage/event_store.h"
 
@@ -509,26 +510,13 @@ PopResult PopHttp(const http_client::Request& req) {
     out.status = Error(ErrorCode::kUpstreamUnavailable, msg);
     return out;
   }
-  boost::system::error_code ec;
-  bj::value v = bj::parse(resp->body, ec);
-  if (ec || !v.is_array()) {
+  std::string why;
+  if (!SplitQueueArray(resp->body, &out.items, &out.answered, &why)) {
     // Whatever CPA popped for this answer is in the body: keep it as a dead letter.
-    std::string why = ec ? "invalid JSON: " + ec.message() : "not a JSON array";
     out.dead_body = std::move(resp->body);
     out.dead_error = "usage-queue response " + why;
     out.status = Error(ErrorCode::kUpstreamUnavailable, "invalid usage-queue response: " + why);
     return out;
-  }
-  const bj::array& arr = v.get_array();
-  out.answered = arr.size();
-  out.items.reserve(arr.size());
-  for (const bj::value& item : arr) {
-    if (item.is_null()) continue;
-    if (item.is_string()) {
-      if (!item.get_string().empty()) out.items.emplace_back(item.get_string());
-    } else {
-      out.items.push_back(bj::serialize(item));
-    }
   }
   return out;
 }

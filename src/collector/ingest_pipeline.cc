@@ -149,13 +149,19 @@ void IngestPipeline::Release(int64_t records, int64_t bytes) {
 
 void IngestPipeline::PrepareLoop() {
   std::vector<std::string> items;
+  std::vector<std::unique_ptr<Prepared>> graveyard;
   for (;;) {
     int64_t bytes = 0;
     items.clear();
+    graveyard.clear();  // frees committed batches outside the lock
     {
       std::unique_lock lock(mu_);
-      raw_cv_.wait(lock, [&] { return !raw_.empty() || closing_; });
-      if (raw_.empty()) break;  // closing and nothing left
+      raw_cv_.wait(lock, [&] { return !raw_.empty() || !committed_.empty() || closing_; });
+      graveyard.swap(committed_);
+      if (raw_.empty()) {
+        if (closing_) break;  // closing and nothing left
+        continue;             // woken to free committed batches
+      }
       // Take whole chunks up to prepare_chunk items (at least one chunk).
       while (!raw_.empty() &&
              (items.empty() || static_cast<int64_t>(items.size() + raw_.front().items.size()) <=
@@ -189,7 +195,8 @@ void IngestPipeline::PrepareLoop() {
 
 void IngestPipeline::WriteLoop() {
   for (;;) {
-    Prepared merged;
+    auto merged_ptr = std::make_unique<Prepared>();
+    Prepared& merged = *merged_ptr;
     bool first = true;
     {
       std::unique_lock lock(mu_);
@@ -259,7 +266,14 @@ void IngestPipeline::WriteLoop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(wait));
       wait = std::min(wait * 2, options_.commit_retry_max_ms);
     }
-    Release(merged.records, merged.bytes);
+    const int64_t records = merged.records;
+    const int64_t bytes = merged.bytes;
+    {
+      std::lock_guard lock(mu_);
+      if (!prepare_done_) committed_.push_back(std::move(merged_ptr));
+    }
+    raw_cv_.notify_one();
+    Release(records, bytes);
   }
 }
 

@@ -42,7 +42,7 @@ struct PipelineOptions {
   int64_t max_records = 1'500'000;
   int64_t max_bytes = int64_t{2} << 30;
   // Events per transaction at most (a transaction takes whatever is ready, up to this).
-  int64_t max_commit_events = 4'096;
+  int64_t max_commit_events = 8'192;
   // Raw items the preparer takes at once.
   int64_t prepare_chunk = 1'024;
   // Prepared events waiting for the writer at most (the preparer waits beyond it).
@@ -126,6 +126,9 @@ class IngestPipeline {
   std::condition_variable idle_cv_;      // backlog reached zero
   std::deque<RawChunk> raw_;             // guarded by mu_
   std::deque<std::unique_ptr<Prepared>> prepared_;  // guarded by mu_
+  // Committed batches handed back to the preparer, which allocated their strings and frees them
+  // (a free on the allocating thread stays on glibc's fast path). Guarded by mu_.
+  std::vector<std::unique_ptr<Prepared>> committed_;
   int64_t prepared_events_ = 0;                     // guarded by mu_
   bool closing_ = false;                            // guarded by mu_: no more Submit
   bool prepare_done_ = false;                       // guarded by mu_: preparer exited

@@ -15,9 +15,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <pthread.h>
+
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
+#include "base/log.h"
 #include "db/db.h"
 
 namespace cpamp::db {
@@ -26,6 +30,8 @@ Database::Database(std::string path, std::unique_ptr<Connection> writer, int max
     : path_(std::move(path)), max_readers_(max_readers), writer_(std::move(writer)) {}
 
 Database::~Database() {
+  checkpoint_stop_ = true;
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   // Every Read() has returned by now (the caller owns the Database), so all readers are idle.
   idle_readers_.clear();
   writer_.reset();
@@ -49,6 +55,57 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
   CPAMP_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader, db->AcquireReader());
   db->ReleaseReader(std::move(reader));
   return db;
+}
+
+Status Database::StartBackgroundCheckpoints(int64_t wal_bytes) {
+  if (checkpoint_thread_.joinable()) return Status::Ok();
+  CPAMP_RETURN_IF_ERROR(Write([&](Connection& conn) -> Status {
+    CPAMP_ASSIGN_OR_RETURN(int64_t page_size, conn.QueryInt64("PRAGMA page_size"));
+    return conn.Exec(fmt::format("PRAGMA wal_autocheckpoint = {}",
+                                 8 * wal_bytes / std::max<int64_t>(page_size, 512)));
+  }));
+  checkpoint_thread_ = std::thread([this, wal_bytes] {
+    pthread_setname_np(pthread_self(), "db-checkpoint");
+    CheckpointLoop(wal_bytes);
+  });
+  return Status::Ok();
+}
+
+// Polls the -wal size every 50 ms; a PASSIVE checkpoint never blocks the writer or readers, it
+// copies what it can. Errors are logged once per kind and retried on the next pass.
+void Database::CheckpointLoop(int64_t wal_bytes) {
+  std::unique_ptr<Connection> conn;
+  const std::string wal = path_ + "-wal";
+  std::string last_error;
+  while (!checkpoint_stop_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(wal, ec);
+    if (ec || static_cast<int64_t>(size) < wal_bytes) continue;
+    if (!conn) {
+      Result<std::unique_ptr<Connection>> opened = Connection::Open(path_, false);
+      if (!opened.ok()) {
+        if (opened.status().message() != last_error) {
+          last_error = opened.status().message();
+          spdlog::warn("db: checkpoint connection: {}", last_error);
+        }
+        continue;
+      }
+      conn = std::move(opened).value();
+      (void)conn->Exec("PRAGMA wal_autocheckpoint = 0");
+    }
+    Status st = conn->Exec("PRAGMA wal_checkpoint(PASSIVE)");
+    if (st.ok()) {
+      checkpoints_.fetch_add(1);
+      last_error.clear();
+      // The WAL only restarts from its beginning once fully copied; wait for the writer to move
+      // on before looking again.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    } else if (st.message() != last_error) {
+      last_error = st.message();
+      spdlog::warn("db: background checkpoint: {}", last_error);
+    }
+  }
 }
 
 Result<std::unique_ptr<Connection>> Database::AcquireReader() {

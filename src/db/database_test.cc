@@ -223,3 +223,37 @@ TEST(Settings, PutGetUpsertDelete) {
 
 }  // namespace
 }  // namespace cpamp::db
+
+namespace cpamp::db {
+namespace {
+
+TEST(Database, NewFilesUseSixteenKibPagesAndBackgroundCheckpointsKeepTheWalSmall) {
+  testing::TempDir dir;
+  auto db = Database::Open(dir.File("usage.sqlite"));
+  ASSERT_TRUE(db.ok()) << db.status().message();
+  auto page = (*db)->Write([](Connection& c) { return c.QueryInt64("PRAGMA page_size"); });
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(*page, 16384);
+  ASSERT_TRUE((*db)->StartBackgroundCheckpoints(256 << 10).ok());
+  ASSERT_TRUE((*db)->StartBackgroundCheckpoints(256 << 10).ok());  // idempotent
+  // ~4 MiB of WAL in small transactions; the writer's own autocheckpoint is 8 x 256 KiB.
+  const std::string blob(4000, 'x');
+  for (int i = 0; i < 1000; ++i) {
+    Status st = (*db)->WriteTransaction([&](Connection& c) -> Status {
+      CPAMP_ASSIGN_OR_RETURN(Statement s, c.Prepare("insert into settings (key, value, "
+                                                    "updated_at_ms) values (?1, ?2, 0)"));
+      CPAMP_RETURN_IF_ERROR(s.Bind(1, "k" + std::to_string(i)));
+      CPAMP_RETURN_IF_ERROR(s.Bind(2, blob));
+      return s.Run();
+    });
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  for (int i = 0; i < 100 && (*db)->background_checkpoints() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GT((*db)->background_checkpoints(), 0);
+  EXPECT_EQ(*(*db)->CountRows("settings"), 1000);
+}
+
+}  // namespace
+}  // namespace cpamp::db

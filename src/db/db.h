@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -251,6 +253,16 @@ class Database {
   }
 
   const std::string& Path() const { return path_; }
+
+  // Moves WAL checkpoints off the writer: a named thread ("db-checkpoint") runs a PASSIVE
+  // checkpoint on its own connection whenever the -wal file exceeds `wal_bytes`, and the
+  // writer's automatic checkpoint is raised to 8 x that as a safety net. A checkpoint copies
+  // (and fsyncs) pages into the database file; on the writer it stalled every commit behind it.
+  // Idempotent; stopped by the destructor.
+  Status StartBackgroundCheckpoints(int64_t wal_bytes = int64_t{32} << 20);
+  // Checkpoints completed by that thread (for tests and /status).
+  int64_t background_checkpoints() const { return checkpoints_.load(); }
+
   // SELECT count(*) of a table (e.g. usage_events, dead_letter_events) on a reader. The name
   // must be a plain identifier ([A-Za-z0-9_]).
   Result<int64_t> CountRows(std::string_view table);
@@ -269,7 +281,12 @@ class Database {
   Result<std::unique_ptr<Connection>> AcquireReader();
   void ReleaseReader(std::unique_ptr<Connection> conn);
 
+  void CheckpointLoop(int64_t wal_bytes);
+
   const std::string path_;
+  std::thread checkpoint_thread_;
+  std::atomic<bool> checkpoint_stop_{false};
+  std::atomic<int64_t> checkpoints_{0};
   const int max_readers_;
   std::mutex writer_mu_;
   std::unique_ptr<Connection> writer_;  // used only under writer_mu_
