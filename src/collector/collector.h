@@ -62,7 +62,7 @@ struct CollectorOptions {
   // Pop transports and drains pop only while the backlog is below this many records (and below
   // half of the buffer), so popping never crowds out the subscriber and kill -9 exposure stays
   // small for pops; CPA keeps the rest until the writer catches up.
-  int64_t pop_ahead_records = 12'000;
+  int64_t pop_ahead_records = 40'000;
   // Under backlog a pop asks for up to this many records (doubling from the batch size while
   // CPA keeps answering full batches); an idle queue is polled with the batch size.
   int64_t max_pop_records = 4'096;

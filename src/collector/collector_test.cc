@@ -195,7 +195,8 @@ TEST_F(CollectorTest, SubscribeModeStoresPublishedRecords) {
   EXPECT_EQ(st.at("totalInserted").as_int64(), 250);
   EXPECT_EQ(st.at("deadLetters").as_int64(), 1);
   EXPECT_GT(st.at("lastConsumedAt").as_int64(), 0);
-  EXPECT_GT(st.at("batches").as_int64(), 2);  // batch_size 100 -> several commits
+  // One transaction takes whatever arrives within its second (or until 10 ms of quiet).
+  EXPECT_GE(st.at("batches").as_int64(), 1);
   EXPECT_FALSE(st.contains("lastError"));
 
   collector.Apply(std::nullopt);
@@ -224,7 +225,7 @@ TEST_F(CollectorTest, RespModePopsPushedRecords) {
   EXPECT_EQ(s.transport, "resp");
   EXPECT_EQ(s.state, "running");
   EXPECT_EQ(s.total_inserted, 251);
-  EXPECT_GE(s.batches, 3);
+  EXPECT_GE(s.batches, 2);  // the late record is a commit of its own
 }
 
 TEST_F(CollectorTest, WrongPasswordIsAnAuthError) {

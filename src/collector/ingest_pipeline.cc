@@ -40,6 +40,7 @@ int64_t SteadyNowMs() {
 
 struct IngestPipeline::Prepared {
   PreparedRows rows;
+  std::vector<std::string> raw;  // the items `rows` came from, for a retry
   int64_t records = 0;  // raw items this batch accounts for
   int64_t bytes = 0;
 };
@@ -180,6 +181,8 @@ void IngestPipeline::PrepareLoop() {
     batch->records = static_cast<int64_t>(items.size());
     batch->bytes = bytes;
     batch->rows = preparer_->Prepare(items);
+    batch->raw = std::move(items);  // kept until the batch is committed
+    items = {};
     std::unique_lock lock(mu_);
     prepared_cv_.wait(lock, [&] {
       return prepared_events_ < options_.max_prepared_events || prepared_.empty() || closing_;
@@ -193,87 +196,120 @@ void IngestPipeline::PrepareLoop() {
   prepared_cv_.notify_all();
 }
 
+// One transaction spans several prepared batches: rows are inserted as batches arrive and the
+// transaction commits after max_commit_events rows, max_transaction_ms, or as soon as no batch
+// arrives within idle_commit_ms (so light traffic commits at once). The raw items of every
+// batch in the open transaction are kept until it commits; a failed transaction puts them back
+// at the front of the raw queue, the preparer prepares them again and nothing is lost.
 void IngestPipeline::WriteLoop() {
+  int64_t wait = options_.commit_retry_ms;
   for (;;) {
-    auto merged_ptr = std::make_unique<Prepared>();
-    Prepared& merged = *merged_ptr;
-    bool first = true;
     {
       std::unique_lock lock(mu_);
       prepared_cv_.wait(lock, [&] { return !prepared_.empty() || prepare_done_; });
       if (prepared_.empty()) break;  // preparer finished and nothing left
-      while (!prepared_.empty() &&
-             (first || static_cast<int64_t>(merged.rows.events.size() +
-                                            prepared_.front()->rows.events.size()) <=
-                           options_.max_commit_events)) {
-        Prepared& p = *prepared_.front();
-        prepared_events_ -= static_cast<int64_t>(p.rows.events.size());
-        merged.records += p.records;
-        merged.bytes += p.bytes;
-        merged.rows.controls += p.rows.controls;
-        merged.rows.newest_event_ms = std::max(merged.rows.newest_event_ms, p.rows.newest_event_ms);
-        if (first) {
-          merged.rows.events = std::move(p.rows.events);
-          merged.rows.dead_letters = std::move(p.rows.dead_letters);
-          first = false;
-        } else {
-          std::move(p.rows.events.begin(), p.rows.events.end(),
-                    std::back_inserter(merged.rows.events));
-          std::move(p.rows.dead_letters.begin(), p.rows.dead_letters.end(),
-                    std::back_inserter(merged.rows.dead_letters));
-        }
-        prepared_.pop_front();
-      }
-      prepared_cv_.notify_all();  // room for the preparer
     }
-
-    int64_t wait = options_.commit_retry_ms;
-    for (;;) {
-      Result<WriteStats> w = preparer_->Commit(merged.rows);
-      if (w.ok()) {
-        const int64_t now = clock_.NowMs();
-        const int64_t steady = SteadyNowMs();
+    std::vector<std::unique_ptr<Prepared>> in_tx;
+    WriteStats tx;
+    const int64_t started = SteadyNowMs();
+    int64_t rows = 0;
+    Status st = db_.WriteTransaction([&](db::Connection& conn) -> Status {
+      for (;;) {
+        std::unique_ptr<Prepared> batch;
+        {
+          std::unique_lock lock(mu_);
+          if (prepared_.empty() && !in_tx.empty()) {
+            const int64_t left = options_.max_transaction_ms - (SteadyNowMs() - started);
+            prepared_cv_.wait_for(
+                lock, std::chrono::milliseconds(std::clamp<int64_t>(left, 0, options_.idle_commit_ms)),
+                [&] { return !prepared_.empty() || prepare_done_; });
+          }
+          if (prepared_.empty()) break;
+          batch = std::move(prepared_.front());
+          prepared_.pop_front();
+          prepared_events_ -= static_cast<int64_t>(batch->rows.events.size());
+        }
+        prepared_cv_.notify_all();  // room for the preparer
+        CPAMP_ASSIGN_OR_RETURN(WriteStats w, preparer_->Append(conn, batch->rows));
+        tx.inserted += w.inserted;
+        tx.skipped += w.skipped;
+        tx.dead_letters += w.dead_letters;
+        tx.controls += w.controls;
+        tx.newest_event_ms = std::max(tx.newest_event_ms, w.newest_event_ms);
+        rows += static_cast<int64_t>(batch->rows.events.size() + batch->rows.dead_letters.size());
+        // The rows are in the transaction; keep only the raw items (for a retry).
+        batch->rows.events = {};
+        batch->rows.dead_letters = {};
+        in_tx.push_back(std::move(batch));
+        if (rows >= options_.max_commit_events ||
+            SteadyNowMs() - started >= options_.max_transaction_ms) {
+          break;
+        }
+      }
+      return Status::Ok();
+    });
+    int64_t records = 0;
+    int64_t bytes = 0;
+    for (const auto& b : in_tx) {
+      records += b->records;
+      bytes += b->bytes;
+    }
+    if (st.ok()) {
+      wait = options_.commit_retry_ms;
+      const int64_t now = clock_.NowMs();
+      const int64_t steady = SteadyNowMs();
+      {
         std::lock_guard lock(mu_);
-        stats_.inserted += w->inserted;
-        stats_.skipped += w->skipped;
-        stats_.dead_letters += w->dead_letters;
-        stats_.controls += w->controls;
-        if (w->inserted + w->skipped + w->dead_letters > 0) ++stats_.transactions;
-        if (w->inserted + w->skipped > 0) stats_.last_inserted_at_ms = now;
-        if (w->newest_event_ms > 0) stats_.newest_event_ms = w->newest_event_ms;
+        stats_.inserted += tx.inserted;
+        stats_.skipped += tx.skipped;
+        stats_.dead_letters += tx.dead_letters;
+        stats_.controls += tx.controls;
+        if (tx.inserted + tx.skipped + tx.dead_letters > 0) ++stats_.transactions;
+        if (tx.inserted + tx.skipped > 0) stats_.last_inserted_at_ms = now;
+        if (tx.newest_event_ms > 0) stats_.newest_event_ms = tx.newest_event_ms;
         stats_.commit_failing = false;
-        recent_.emplace_back(steady, w->inserted + w->skipped);
+        recent_.emplace_back(steady, tx.inserted + tx.skipped);
         while (!recent_.empty() && steady - recent_.front().first > options_.rate_window_ms) {
           recent_.pop_front();
         }
-        break;
+        // Freed by the preparer, which allocated the strings (glibc's fast path).
+        if (!prepare_done_) {
+          for (auto& b : in_tx) committed_.push_back(std::move(b));
+        }
       }
-      int64_t give_up_at = 0;
-      {
-        std::lock_guard lock(mu_);
-        ++stats_.commit_failures;
-        stats_.commit_failing = true;
-        stats_.last_commit_error = w.status().message();
-        give_up_at = closing_ ? give_up_at_steady_ms_ : 0;
-      }
-      spdlog::warn("collector: commit of {} events failed, retrying in {} ms: {}",
-                   merged.rows.events.size(), wait, w.status().message());
-      if (give_up_at > 0 && SteadyNowMs() + wait > give_up_at) {
-        spdlog::error("collector: {} items could not be stored at stop: {}", merged.records,
-                      w.status().message());
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
-      wait = std::min(wait * 2, options_.commit_retry_max_ms);
+      raw_cv_.notify_one();
+      Release(records, bytes);
+      continue;
     }
-    const int64_t records = merged.records;
-    const int64_t bytes = merged.bytes;
+
+    int64_t give_up_at = 0;
     {
       std::lock_guard lock(mu_);
-      if (!prepare_done_) committed_.push_back(std::move(merged_ptr));
+      ++stats_.commit_failures;
+      stats_.commit_failing = true;
+      stats_.last_commit_error = st.message();
+      give_up_at = closing_ ? give_up_at_steady_ms_ : 0;
+    }
+    if (give_up_at > 0 && SteadyNowMs() + wait > give_up_at) {
+      spdlog::error("collector: {} items could not be stored at stop: {}", records, st.message());
+      Release(records, bytes);
+      continue;
+    }
+    spdlog::warn("collector: commit of {} items failed, retrying in {} ms: {}", records, wait,
+                 st.message());
+    {
+      // Back to the front of the raw queue, in their order: prepared (and committed) again.
+      std::lock_guard lock(mu_);
+      for (auto it = in_tx.rbegin(); it != in_tx.rend(); ++it) {
+        RawChunk c;
+        c.items = std::move((*it)->raw);
+        c.bytes = (*it)->bytes;
+        if (!c.items.empty()) raw_.push_front(std::move(c));
+      }
     }
     raw_cv_.notify_one();
-    Release(records, bytes);
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    wait = std::min(wait * 2, options_.commit_retry_max_ms);
   }
 }
 

@@ -163,6 +163,19 @@ Result<WriteStats> UsageWriter::Commit(const PreparedRows& rows) {
   return stats;
 }
 
+Result<WriteStats> UsageWriter::Append(db::Connection& conn, const PreparedRows& rows) {
+  WriteStats stats;
+  stats.controls = rows.controls;
+  stats.newest_event_ms = rows.newest_event_ms;
+  if (rows.events.empty() && rows.dead_letters.empty()) return stats;
+  CPAMP_ASSIGN_OR_RETURN(usage::InsertCounts c,
+                         store_.Append(conn, rows.events, rows.dead_letters, clock_.NowMs()));
+  stats.inserted = c.inserted;
+  stats.skipped = c.skipped;
+  stats.dead_letters = c.dead_letters;
+  return stats;
+}
+
 Result<WriteStats> UsageWriter::WriteBatch(const std::vector<std::string>& payloads) {
   return Commit(Prepare(payloads));
 }

@@ -86,6 +86,9 @@ class UsageWriter {
   // Commits prepared rows in one transaction. On error nothing is stored and `rows` is intact
   // (retry it; dedup makes a retry harmless).
   Result<WriteStats> Commit(const PreparedRows& rows);
+  // Inserts prepared rows into the transaction the caller holds on the writer connection
+  // (inside Database::Write); see usage::EventStore::Append.
+  Result<WriteStats> Append(db::Connection& conn, const PreparedRows& rows);
   // Prepare + Commit. On error nothing of the batch is stored and the caller still owns the
   // payloads (retry with the same batch).
   Result<WriteStats> WriteBatch(const std::vector<std::string>& payloads);

@@ -127,40 +127,55 @@ Status EventStore::Prepare(db::Connection& conn) {
   return Status::Ok();
 }
 
+Result<InsertCounts> EventStore::Append(db::Connection& conn, std::span<const UsageEvent> events,
+                                        std::span<const DeadLetterRow> dead_letters,
+                                        int64_t now_ms) {
+  Status prepared = Prepare(conn);
+  if (!prepared.ok()) return prepared;
+  InsertCounts counts;
+  db::Statement& ins = prepared_->insert;
+  db::Statement& dl = prepared_->dead_letter;
+  auto run = [&]() -> Status {
+    for (const UsageEvent& e : events) {
+      CPAMP_RETURN_IF_ERROR(ins.Reset());
+      CPAMP_RETURN_IF_ERROR(BindUsageEvent(ins, e));
+      CPAMP_RETURN_IF_ERROR(ins.Run());
+      if (conn.Changes() > 0) {
+        ++counts.inserted;
+      } else {
+        ++counts.skipped;
+      }
+    }
+    for (const DeadLetterRow& d : dead_letters) {
+      CPAMP_RETURN_IF_ERROR(dl.Reset());
+      CPAMP_RETURN_IF_ERROR(dl.Bind(1, d.payload));
+      CPAMP_RETURN_IF_ERROR(dl.Bind(2, d.error));
+      CPAMP_RETURN_IF_ERROR(dl.Bind(3, now_ms));
+      CPAMP_RETURN_IF_ERROR(dl.Run());
+      ++counts.dead_letters;
+    }
+    CPAMP_RETURN_IF_ERROR(ins.Reset());
+    return dl.Reset();
+  };
+  Status st = run();
+  if (!st.ok()) {
+    // A failed step can leave the statements mid-execution; start afresh next time (we hold
+    // the writer lock here, so finalising is safe).
+    prepared_.reset();
+    return st;
+  }
+  return counts;
+}
+
 Result<InsertCounts> EventStore::Write(std::span<const UsageEvent> events,
                                        std::span<const DeadLetterRow> dead_letters,
                                        int64_t now_ms) {
   if (events.empty() && dead_letters.empty()) return InsertCounts{};
   Result<InsertCounts> written =
       db_.WriteTransaction([&](db::Connection& conn) -> Result<InsertCounts> {
-        CPAMP_RETURN_IF_ERROR(Prepare(conn));
-        InsertCounts counts;
-        db::Statement& ins = prepared_->insert;
-        for (const UsageEvent& e : events) {
-          CPAMP_RETURN_IF_ERROR(ins.Reset());
-          CPAMP_RETURN_IF_ERROR(BindUsageEvent(ins, e));
-          CPAMP_RETURN_IF_ERROR(ins.Run());
-          if (conn.Changes() > 0) {
-            ++counts.inserted;
-          } else {
-            ++counts.skipped;
-          }
-        }
-        db::Statement& dl = prepared_->dead_letter;
-        for (const DeadLetterRow& d : dead_letters) {
-          CPAMP_RETURN_IF_ERROR(dl.Reset());
-          CPAMP_RETURN_IF_ERROR(dl.Bind(1, d.payload));
-          CPAMP_RETURN_IF_ERROR(dl.Bind(2, d.error));
-          CPAMP_RETURN_IF_ERROR(dl.Bind(3, now_ms));
-          CPAMP_RETURN_IF_ERROR(dl.Run());
-          ++counts.dead_letters;
-        }
-        CPAMP_RETURN_IF_ERROR(ins.Reset());
-        CPAMP_RETURN_IF_ERROR(dl.Reset());
-        return counts;
+        return Append(conn, events, dead_letters, now_ms);
       });
   if (!written.ok()) {
-    // A failed step can leave the statements mid-execution; start afresh next time.
     db_.Write([&](db::Connection&) { prepared_.reset(); });
     return written.status().Prefixed("write usage batch");
   }

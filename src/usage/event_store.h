@@ -59,6 +59,11 @@ class EventStore {
   // created_at_ms = now_ms.
   Result<InsertCounts> Write(std::span<const UsageEvent> events,
                              std::span<const DeadLetterRow> dead_letters, int64_t now_ms);
+  // The same rows inside a transaction the caller holds: must run inside Database::Write() on
+  // `conn` (the writer connection) with a transaction open. Several Append() calls may share one
+  // transaction; nothing is committed here.
+  Result<InsertCounts> Append(db::Connection& conn, std::span<const UsageEvent> events,
+                              std::span<const DeadLetterRow> dead_letters, int64_t now_ms);
   Result<InsertCounts> InsertBatch(std::span<const UsageEvent> events) {
     return Write(events, {}, 0);
   }

@@ -375,14 +375,14 @@ class ConfigControlTest(unittest.TestCase):
 class KillNineTest(unittest.TestCase):
     """kill -9 of the server during a 100k-record run loses at most the pop-ahead backlog.
 
-    Bound (docs/operations.md): pop transports pop only while fewer than 20,000 records (the
+    Bound (docs/operations.md): pop transports pop only while fewer than 40,000 records (the
     pop-ahead limit) wait in memory, and one pop adds at most 4,096, so at any instant at most
-    24,096 records have left CPA without being committed here.
+    44,096 records have left CPA without being committed here.
     """
 
     TOTAL = 100_000
     BATCH = 500
-    BOUND = 20_000 + 4_096
+    BOUND = 40_000 + 4_096
 
     def run_kill(self, mode):
         sim = CpaSim(["--preload", str(self.TOTAL)])
