@@ -308,12 +308,21 @@ bool Collector::WaitForPopRoom() {
     std::lock_guard lock(stats_mu_);
     p = pipeline_;
   }
+  auto room = [&] { return p->Stats().backlog_records < pop_ahead_ && p->HasRoom(0.5); };
+  if (room()) return true;
+  // The writer is behind: stop popping (the records wait in CPA's queue, which survives our
+  // kill -9) and say so as a reader stall.
+  p->BeginReaderWait();
+  bool ok = false;
   while (!stopping()) {
-    PipelineStats st = p->Stats();
-    if (st.backlog_records < pop_ahead_ && p->HasRoom(0.5)) return true;
-    if (!Wait(5)) return false;
+    if (room()) {
+      ok = true;
+      break;
+    }
+    if (!Wait(5)) break;
   }
-  return false;
+  p->EndReaderWait();
+  return ok;
 }
 
 void Collector::NoteConsumed() {

@@ -84,22 +84,11 @@ bool IngestPipeline::Submit(std::vector<std::string>&& payloads, const std::atom
            stats_.backlog_bytes >= options_.max_bytes;
   };
   if (full()) {
-    if (stalled_submitters_++ == 0) {
-      stall_started_steady_ms_ = SteadyNowMs();
-      ++stats_.reader_stalls;
-      stats_.reader_stalled = true;
-      spdlog::warn("collector: write buffer full ({} records, {} bytes): reader stalled",
-                   stats_.backlog_records, stats_.backlog_bytes);
-    }
+    StallBeginLocked();
     while (full() && !closing_ && !(stop != nullptr && stop->load())) {
       room_cv_.wait_for(lock, std::chrono::milliseconds(100));
     }
-    if (--stalled_submitters_ == 0) {
-      const int64_t now = SteadyNowMs();
-      stats_.reader_stall_ms += now - stall_started_steady_ms_;
-      stats_.last_stall_end_steady_ms = now;
-      stats_.reader_stalled = false;
-    }
+    StallEndLocked();
   }
   // Admitted even when closing or stopping: these items already left CPA.
   stats_.backlog_records += static_cast<int64_t>(chunk.items.size());
@@ -109,6 +98,41 @@ bool IngestPipeline::Submit(std::vector<std::string>&& payloads, const std::atom
   raw_.push_back(std::move(chunk));
   raw_cv_.notify_one();
   return true;
+}
+
+void IngestPipeline::StallBeginLocked() {
+  if (stalled_submitters_++ == 0) {
+    stall_started_steady_ms_ = SteadyNowMs();
+    ++stats_.reader_stalls;
+    stats_.reader_stalled = true;
+    // One warning per episode: during a long burst the reader may stall many times a second.
+    const bool quiet_since = stats_.last_stall_end_steady_ms == 0 ||
+                             stall_started_steady_ms_ - stats_.last_stall_end_steady_ms > 10'000;
+    if (quiet_since) {
+      spdlog::warn("collector: writer behind ({} records, {} bytes buffered): reader stalled "
+                   "(stall #{})",
+                   stats_.backlog_records, stats_.backlog_bytes, stats_.reader_stalls);
+    }
+  }
+}
+
+void IngestPipeline::StallEndLocked() {
+  if (--stalled_submitters_ == 0) {
+    const int64_t now = SteadyNowMs();
+    stats_.reader_stall_ms += now - stall_started_steady_ms_;
+    stats_.last_stall_end_steady_ms = now;
+    stats_.reader_stalled = false;
+  }
+}
+
+void IngestPipeline::BeginReaderWait() {
+  std::lock_guard lock(mu_);
+  StallBeginLocked();
+}
+
+void IngestPipeline::EndReaderWait() {
+  std::lock_guard lock(mu_);
+  StallEndLocked();
 }
 
 bool IngestPipeline::HasRoom(double fraction) const {

@@ -100,6 +100,11 @@ class IngestPipeline {
   // True while the backlog is below `fraction` of both bounds (drains pop only then, leaving the
   // rest of the room to the subscriber).
   bool HasRoom(double fraction) const;
+  // A reader that paces itself on HasRoom()/Stats() instead of blocking in Submit() (the pop
+  // transports, which leave records in CPA's queue) reports its wait here, so a writer that
+  // holds the reader back shows as a stall either way. Calls pair up; any thread.
+  void BeginReaderWait();
+  void EndReaderWait();
   // Waits until every submitted item is committed (or dead-lettered); false on timeout.
   bool WaitIdle(int64_t timeout_ms);
   // Commits everything submitted (retrying failed commits up to `give_up_after_ms`), then joins
@@ -118,6 +123,8 @@ class IngestPipeline {
   void PrepareLoop();
   void WriteLoop();
   void Release(int64_t records, int64_t bytes);
+  void StallBeginLocked();  // requires mu_
+  void StallEndLocked();    // requires mu_
 
   db::Database& db_;
   const Clock& clock_;
