@@ -1,5 +1,6 @@
 // JSON helpers over Boost.JSON: tolerant field readers used by decoders, and the serializer
-// used for every JSON response (compact, trailing newline like upstream's json.Encoder).
+// used for every JSON response (compact, trailing newline and number format like upstream's
+// json.Encoder).
 #pragma once
 
 #include <boost/json.hpp>
@@ -28,7 +29,11 @@ std::optional<bool> GetBool(const bj::object& o, std::string_view key);
 const bj::object* GetObject(const bj::object& o, std::string_view key);
 const bj::array* GetArray(const bj::object& o, std::string_view key);
 
-// Compact serialization plus "\n" (the upstream json.Encoder framing).
+// Compact serialization plus "\n" (the upstream json.Encoder framing). Numbers as Go's
+// encoding/json writes them: shortest round-trip decimal, no exponent for 1e-6 <= |x| < 1e21
+// (100, 1.25, 0.000125), else 1e-7 / 1e+21; NaN and infinities as null.
 std::string Serialize(const bj::value& v);
+// Appends `d` formatted as Serialize() formats a double.
+void AppendDouble(std::string& out, double d);
 
 }  // namespace cpamp::json
