@@ -100,6 +100,25 @@ def vm_hwm_kb(pid):
     return 0
 
 
+def thread_cpu(pid):
+    """CPU seconds per thread name (threads of one name summed), from /proc/<pid>/task."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        name = head.split("(", 1)[1]
+        fields = rest.split()
+        out[name] = round(out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK, 1)
+    return out
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -217,6 +236,7 @@ def run_one(args, mode, binary):
                 break
             time.sleep(POLL_S)
         hwm = vm_hwm_kb(pid)
+        threads = thread_cpu(pid)
         sim_stats = get(sim_port, "/_sim/stats")[1]
         sim_cpu = cpu_seconds(sim.p.pid) or 0
     finally:
@@ -258,7 +278,7 @@ def run_one(args, mode, binary):
             "cpu_s": round(cpu, 1), "cpu_pct": round(100 * cpu / wall) if wall else 0,
             "peak_rss_mb": round(hwm / 1024, 1), "bytes_on_disk": on_disk,
             "bytes_per_event": round(on_disk / stored) if stored else 0,
-            "sim_cpu_s": round(sim_cpu, 1), "objects": {name: size for name, size in objects}}
+            "sim_cpu_s": round(sim_cpu, 1), "thread_cpu_s": threads, "objects": {name: size for name, size in objects}}
 
 
 LOSS_KEYS = ("lost", "subscribers_dropped", "overflow_lost", "queued", "expired")

@@ -159,10 +159,10 @@ TEST_F(AnalyticsTest, SummaryTimelineAndCostMatchHandComputedValues) {
   double m1 = ((800 * 2.0) + 0 + 0 + 100 * 8.0) / 1e6 + ((400 * 2.0) + 100 * 0.5 + 50 * 8.0) / 1e6;
   // m2 long row: band 100000 → tier prompt 4: 200000*4 + 10*8. flex row: (1000*1 + 1000*8)*0.5.
   double m2 = (200000 * 4.0 + 10 * 8.0) / 1e6 + (1000 * 1.0 + 1000 * 8.0) / 1e6 * 0.5;
-  EXPECT_NEAR(s.at("total_cost").as_double(), m1 + m2, 1e-12);
+  EXPECT_NEAR(s.at("total_cost").to_number<double>(), m1 + m2, 1e-12);
   // Latencies 100, 300, 200 → nearest rank ceil(0.95*3)=3 → 300.
   EXPECT_EQ(s.at("p95_latency_ms").as_int64(), 300);
-  EXPECT_DOUBLE_EQ(s.at("average_latency_ms").as_double(), 200.0);
+  EXPECT_DOUBLE_EQ(s.at("average_latency_ms").to_number<double>(), 200.0);
   const bj::array& tl = r.at("timeline").as_array();
   ASSERT_EQ(tl.size(), 2u);
   EXPECT_EQ(tl[0].at("calls").as_int64(), 2);
@@ -333,17 +333,17 @@ TEST_F(AnalyticsTest, DashboardCostAndRollingRateAreExact) {
   EXPECT_EQ(today.at("total_calls").as_int64(), 3);  // the event at 2h01 is after now
   double cost = ((1000 - 200) * 2.0 + 100 * 8.0) / 1e6 + (200000 * 4.0 + 10 * 8.0) / 1e6 +
                 (30 * 2.0 + 30 * 8.0) / 1e6;
-  EXPECT_NEAR(today.at("total_cost").as_double(), cost, 1e-12);
+  EXPECT_NEAR(today.at("total_cost").to_number<double>(), cost, 1e-12);
   const bj::object& roll = o->at("rolling_30m").as_object();
   EXPECT_EQ(roll.at("total_calls").as_int64(), 2);
   EXPECT_EQ(roll.at("total_tokens").as_int64(), 200010 + 60);
-  EXPECT_DOUBLE_EQ(roll.at("rpm").as_double(), 2 / 30.0);
-  EXPECT_DOUBLE_EQ(roll.at("tpm").as_double(), 200070 / 30.0);
+  EXPECT_DOUBLE_EQ(roll.at("rpm").to_number<double>(), 2 / 30.0);
+  EXPECT_DOUBLE_EQ(roll.at("tpm").to_number<double>(), 200070 / 30.0);
   EXPECT_EQ(o->at("window").at("rolling_30m_start_ms").as_int64(), kT0 + 90 * 60'000);
   const bj::array& rank = o->at("model_cost_rank").as_array();
   ASSERT_EQ(rank.size(), 2u);
   EXPECT_EQ(rank[0].at("model").as_string(), "m2");
-  EXPECT_DOUBLE_EQ(rank[0].at("cost_share").as_double(), 1.0);
+  EXPECT_DOUBLE_EQ(rank[0].at("cost_share").to_number<double>(), 1.0);
   // One failing credential: every call of it counts, the last failure is its last_seen.
   const bj::array& fs = o->at("failure_sources").as_array();
   ASSERT_EQ(fs.size(), 1u);
@@ -377,9 +377,9 @@ TEST_F(AnalyticsTest, ShanghaiBucketsEventsAndMonitoringRates) {
   EXPECT_EQ(hd[0].at("calls").as_int64(), 2);
   EXPECT_EQ(hd[1].at("hour").as_int64(), 23);
   const bj::object& s = r.at("summary").as_object();
-  EXPECT_DOUBLE_EQ(s.at("avg_daily_requests").as_double(), 1.5);  // 3 calls, 2 local dates
-  EXPECT_DOUBLE_EQ(s.at("rpm_30m").as_double(), 2 / 30.0);
-  EXPECT_DOUBLE_EQ(s.at("tpm_30m").as_double(), 70 / 30.0);
+  EXPECT_DOUBLE_EQ(s.at("avg_daily_requests").to_number<double>(), 1.5);  // 3 calls, 2 local dates
+  EXPECT_DOUBLE_EQ(s.at("rpm_30m").to_number<double>(), 2 / 30.0);
+  EXPECT_DOUBLE_EQ(s.at("tpm_30m").to_number<double>(), 70 / 30.0);
   const bj::object& ev = r.at("events").as_object();
   const bj::array& items = ev.at("items").as_array();
   ASSERT_EQ(items.size(), 2u);
@@ -416,7 +416,7 @@ TEST_F(AnalyticsTest, EntitySectionsGroupByAccountKeyAndCredential) {
   EXPECT_EQ(acc[0].at("last_seen_ms").as_int64(), kT0 + 2000);
   EXPECT_EQ(acc[0].at("auth_indices").as_array().size(), 1u);
   EXPECT_EQ(acc[0].at("models").as_array().size(), 2u);
-  EXPECT_NEAR(acc[0].at("cost").as_double(),
+  EXPECT_NEAR(acc[0].at("cost").to_number<double>(),
               (1000 * 2.0 + 100 * 8.0) / 1e6 + (10 * 1.0 + 10 * 8.0) / 1e6, 1e-12);
   EXPECT_EQ(acc[1].at("account").as_string(), "Bob");  // label when no account snapshot
   const bj::array& keys = r.at("api_key_stats").as_array();
@@ -466,7 +466,7 @@ TEST_F(AnalyticsTest, AccountHistoryMatchesTargetsByIdentityKey) {
   EXPECT_TRUE(a.at("matched").as_bool());
   EXPECT_EQ(a.at("total_requests").as_int64(), 2);
   EXPECT_EQ(a.at("failure_calls").as_int64(), 1);
-  EXPECT_DOUBLE_EQ(a.at("success_rate").as_double(), 0.5);
+  EXPECT_DOUBLE_EQ(a.at("success_rate").to_number<double>(), 0.5);
   EXPECT_EQ(a.at("first_seen_ms").as_int64(), kT0 + 1000);
   EXPECT_EQ(a.at("last_seen_ms").as_int64(), kT0 + 2000);
   EXPECT_EQ(a.at("latest_request").at("fail_status_code").as_int64(), 429);

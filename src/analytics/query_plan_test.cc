@@ -630,10 +630,8 @@ TEST_F(QueryPlanTest, EveryUsageEventsReadUsesTheIndexItNeeds) {
     }
   }
   EXPECT_EQ(indexes,
-            (std::set<std::string>{"idx_usage_events_auth_index", "idx_usage_events_timestamp",
-                                   "sqlite_autoindex_usage_events_1"}));
+            (std::set<std::string>{"idx_usage_events_auth_index", "idx_usage_events_timestamp"}));
   for (const std::string& idx : indexes) {
-    if (idx.rfind("sqlite_autoindex_", 0) == 0) continue;  // event_hash UNIQUE: insert dedup
     EXPECT_GT(index_uses[idx], 0) << idx << " is used by no plan";
   }
   std::cout << "\nplans using idx_usage_events_timestamp: "

@@ -308,7 +308,7 @@ bool Collector::WaitForPopRoom() {
     std::lock_guard lock(stats_mu_);
     p = pipeline_;
   }
-  auto room = [&] { return p->Stats().backlog_records < pop_ahead_ && p->HasRoom(0.5); };
+  auto room = [&] { return p->QueuedRecords() < pop_ahead_ && p->HasRoom(0.5); };
   if (room()) return true;
   // The writer is behind: stop popping (the records wait in CPA's queue, which survives our
   // kill -9) and say so as a reader stall.
@@ -806,7 +806,7 @@ bool Collector::DrainHasRoom() {
     std::lock_guard lock(stats_mu_);
     p = pipeline_;
   }
-  return p->HasRoom(0.5) && p->Stats().backlog_records < pop_ahead_;
+  return p->HasRoom(0.5) && p->QueuedRecords() < pop_ahead_;
 }
 
 // ---- RESP subscribe ----------------------------------------------------------------------------

@@ -59,10 +59,12 @@ struct CollectorOptions {
   // Write-behind buffer bound (records and bytes received, not yet committed).
   int64_t buffer_max_records = 1'500'000;
   int64_t buffer_max_bytes = int64_t{2} << 30;
-  // Pop transports and drains pop only while the backlog is below this many records (and below
-  // half of the buffer), so popping never crowds out the subscriber and kill -9 exposure stays
-  // small for pops; CPA keeps the rest until the writer catches up.
-  int64_t pop_ahead_records = 40'000;
+  // Pop transports and drains pop only while fewer than this many records wait for the writer's
+  // transaction (raw or prepared; rows already in the open transaction are not counted, so
+  // popping goes on while it commits) and the backlog is below half of the buffer. Popping never
+  // crowds out the subscriber, kill -9 exposure stays small for pops (this plus one transaction,
+  // see ingest_pipeline.h) and CPA keeps the rest until the writer catches up.
+  int64_t pop_ahead_records = 8'192;
   // Under backlog a pop asks for up to this many records (doubling from the batch size while
   // CPA keeps answering full batches); an idle queue is polled with the batch size.
   int64_t max_pop_records = 4'096;

@@ -143,6 +143,11 @@ bool IngestPipeline::HasRoom(double fraction) const {
              fraction * static_cast<double>(options_.max_bytes);
 }
 
+int64_t IngestPipeline::QueuedRecords() const {
+  std::lock_guard lock(mu_);
+  return stats_.backlog_records - stats_.in_transaction_records;
+}
+
 bool IngestPipeline::WaitIdle(int64_t timeout_ms) {
   std::unique_lock lock(mu_);
   return idle_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0)),
@@ -187,18 +192,26 @@ void IngestPipeline::PrepareLoop() {
         if (closing_) break;  // closing and nothing left
         continue;             // woken to free committed batches
       }
-      // Take whole chunks up to prepare_chunk items (at least one chunk).
-      while (!raw_.empty() &&
-             (items.empty() || static_cast<int64_t>(items.size() + raw_.front().items.size()) <=
-                                   options_.prepare_chunk)) {
+      // Take up to prepare_chunk items, splitting a larger chunk (a pop of 4,096 records): the
+      // prepared rows of one call are ~3 KB each until the writer has inserted them, so smaller
+      // calls keep fewer of them alive at once.
+      while (!raw_.empty() && static_cast<int64_t>(items.size()) < options_.prepare_chunk) {
         RawChunk& c = raw_.front();
-        bytes += c.bytes;
-        if (items.empty()) {
-          items = std::move(c.items);
-        } else {
+        const size_t want = static_cast<size_t>(options_.prepare_chunk) - items.size();
+        if (c.items.size() <= want) {
+          bytes += c.bytes;
           std::move(c.items.begin(), c.items.end(), std::back_inserter(items));
+          raw_.pop_front();
+          continue;
         }
-        raw_.pop_front();
+        int64_t part = 0;
+        for (size_t i = 0; i < want; ++i) {
+          part += static_cast<int64_t>(c.items[i].size());
+          items.push_back(std::move(c.items[i]));
+        }
+        c.items.erase(c.items.begin(), c.items.begin() + static_cast<std::ptrdiff_t>(want));
+        c.bytes -= part;
+        bytes += part;
       }
     }
     auto batch = std::make_unique<Prepared>();
@@ -252,19 +265,21 @@ void IngestPipeline::WriteLoop() {
           batch = std::move(prepared_.front());
           prepared_.pop_front();
           prepared_events_ -= static_cast<int64_t>(batch->rows.events.size());
+          stats_.in_transaction_records += batch->records;
         }
         prepared_cv_.notify_all();  // room for the preparer
-        CPAMP_ASSIGN_OR_RETURN(WriteStats w, preparer_->Append(conn, batch->rows));
+        // Held by in_tx before the insert: if the insert fails, its raw items go back too.
+        Prepared& b = *in_tx.emplace_back(std::move(batch));
+        CPAMP_ASSIGN_OR_RETURN(WriteStats w, preparer_->Append(conn, b.rows));
         tx.inserted += w.inserted;
         tx.skipped += w.skipped;
         tx.dead_letters += w.dead_letters;
         tx.controls += w.controls;
         tx.newest_event_ms = std::max(tx.newest_event_ms, w.newest_event_ms);
-        rows += static_cast<int64_t>(batch->rows.events.size() + batch->rows.dead_letters.size());
+        rows += static_cast<int64_t>(b.rows.events.size() + b.rows.dead_letters.size());
         // The rows are in the transaction; keep only the raw items (for a retry).
-        batch->rows.events = {};
-        batch->rows.dead_letters = {};
-        in_tx.push_back(std::move(batch));
+        b.rows.events = {};
+        b.rows.dead_letters = {};
         if (rows >= options_.max_commit_events ||
             SteadyNowMs() - started >= options_.max_transaction_ms) {
           break;
@@ -277,6 +292,11 @@ void IngestPipeline::WriteLoop() {
     for (const auto& b : in_tx) {
       records += b->records;
       bytes += b->bytes;
+    }
+    {
+      // Committed, or going back to the raw queue below: no longer in a transaction.
+      std::lock_guard lock(mu_);
+      stats_.in_transaction_records -= records;
     }
     if (st.ok()) {
       wait = options_.commit_retry_ms;

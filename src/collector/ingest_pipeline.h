@@ -51,18 +51,21 @@ struct PipelineOptions {
   // Raw items the preparer takes at once.
   int64_t prepare_chunk = 1'024;
   // Prepared events waiting for the writer at most (the preparer waits beyond it).
-  int64_t max_prepared_events = 8'192;
+  int64_t max_prepared_events = 4'096;
   int64_t commit_retry_ms = 100;       // first wait after a failed commit, doubling
   int64_t commit_retry_max_ms = 5'000;
   int64_t rate_window_ms = 10'000;     // events_per_second window
   int64_t snapshot_ttl_ms = kAuthSnapshotTtlMs;
   RawJsonPolicy raw_json = RawJsonPolicy::kFailed;
-  int64_t writer_cache_kib = 65'536;
+  int64_t writer_cache_kib = 32'768;
 };
 
 struct PipelineStats {
   int64_t backlog_records = 0;  // submitted, not yet committed
   int64_t backlog_bytes = 0;
+  // Of backlog_records, those already inserted in the writer's open transaction (they wait only
+  // for its commit); the rest are raw or prepared.
+  int64_t in_transaction_records = 0;
   int64_t max_records = 0;
   int64_t max_bytes = 0;
   int64_t peak_backlog_records = 0;
@@ -100,6 +103,10 @@ class IngestPipeline {
   // True while the backlog is below `fraction` of both bounds (drains pop only then, leaving the
   // rest of the room to the subscriber).
   bool HasRoom(double fraction) const;
+  // Records submitted and not yet inserted into the writer's open transaction: what a pop
+  // transport's pop-ahead limit counts, so that popping goes on while a large transaction is
+  // being filled and committed (counting those too would idle the preparer at every commit).
+  int64_t QueuedRecords() const;
   // A reader that paces itself on HasRoom()/Stats() instead of blocking in Submit() (the pop
   // transports, which leave records in CPA's queue) reports its wait here, so a writer that
   // holds the reader back shows as a stall either way. Calls pair up; any thread.

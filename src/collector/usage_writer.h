@@ -69,7 +69,7 @@ class UsageWriter {
     // Page cache of the writer connection (KiB, PRAGMA cache_size = -N); 0 leaves it alone.
     // The random-order event_hash/request_id indexes stay hot in it, so commits do not
     // re-read their pages.
-    int64_t writer_cache_kib = 65'536;
+    int64_t writer_cache_kib = 32'768;
   };
 
   // `fetch_auth_files` may be empty: then no enrichment happens.

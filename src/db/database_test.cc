@@ -46,7 +46,8 @@ TEST(Database, FreshOpenCreatesParentDirAndEveryAuthoritativeTable) {
                                      "select count(*) from sqlite_master where type = "
                                      "'index' and name like 'idx_%'"));
     // 10 upstream v1.1.0 indexes; the 3 analytics indexes of step 4 are dropped by step 5 and
-    // the unused usage_events endpoint/model/request_id indexes by step 7.
+    // the unused usage_events endpoint/model/request_id indexes by step 7; step 8 turns the
+    // timestamp index of files we create into the unique (timestamp_ms, event_hash) dedup key.
     EXPECT_EQ(indexes, 7);
     // No upstream derived tables are created.
     CPAMP_ASSIGN_OR_RETURN(bool rollup, conn.HasTable("usage_hourly_aggregate_v1"));

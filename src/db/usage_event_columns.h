@@ -17,7 +17,7 @@
 // clang-format off
 #define CPAMP_USAGE_EVENT_COLUMNS(X)                                                    \
   X(request_id, OptText, "text", {})                                                    \
-  X(event_hash, Text, "text not null unique", {})         /* hex SHA-256, §4.10 */      \
+  X(event_hash, Text, "text not null", {})  /* hex SHA-256, §4.10; dedup: schema.cc */    \
   X(timestamp_ms, Int, "integer not null", {})            /* epoch ms, UTC */           \
   X(timestamp, Text, "text not null", {})                 /* UTC RFC3339Nano */         \
   X(provider, OptText, "text", {})                                                      \

@@ -1,15 +1,16 @@
 // EventStore: batch insert of usage_events rows (dedup on event_hash) and dead letters.
 //
 // Design: one BEGIN IMMEDIATE transaction per batch (one WAL commit per batch rather than per
-// row), two cached prepared statements bound by position, `ON CONFLICT(event_hash) DO NOTHING`
-// so a duplicate costs a unique-index probe and nothing else, and sqlite3_changes() after each
+// row), two cached prepared statements bound by position, `ON CONFLICT DO NOTHING` so a duplicate
+// costs a unique-index probe and nothing else (the unique index is (timestamp_ms, event_hash) in
+// files we create and upstream's UNIQUE(event_hash) in theirs: db/schema.cc step 8), and sqlite3_changes() after each
 // step to tell inserted from skipped. The statement cache is keyed on the writer Connection it
 // was prepared on and is touched only inside Database::Write(), so the writer mutex also guards
 // it; after a failed batch it is dropped so the next batch starts from fresh statements.
 // The SQL text, the binder and the reader are expanded from CPAMP_USAGE_EVENT_COLUMNS, so the
 // schema, the struct and every statement agree by construction. Upstream's identity ledger
-// (§4.10 step 1) is a derived table our schema does not create; the unique event_hash index
-// alone gives the same answer for every row that still exists.
+// (§4.10 step 1) is a derived table our schema does not create; the unique index alone gives the
+// same answer for every row that still exists.
 #include "usage/event_store.h"
 
 #include <optional>
@@ -31,7 +32,7 @@ std::string BuildInsertSql() {
   CPAMP_USAGE_EVENT_COLUMNS(CPAMP_INSERT_COLUMN)
 #undef CPAMP_INSERT_COLUMN
   return "insert into usage_events (" + cols + ") values (" + params +
-         ") on conflict(event_hash) do nothing";
+         ") on conflict do nothing";
 }
 
 std::string BuildSelectList() {

@@ -155,7 +155,8 @@ TEST(EventStore, EventsAndDeadLettersShareOneTransaction) {
   EXPECT_EQ(store.transactions(), 1);
   // A failing batch (NOT NULL violated) stores nothing of itself, dead letters included.
   std::vector<UsageEvent> bad{Make(3), Make(4)};
-  bad[1].event_hash = Make(1).event_hash;  // duplicate: skipped, fine
+  bad[1].timestamp_ms = Make(1).timestamp_ms;  // duplicate (same time, same hash): skipped, fine
+  bad[1].event_hash = Make(1).event_hash;
   Result<InsertCounts> ok2 = store.Write(bad, dead, 78);
   ASSERT_TRUE(ok2.ok());
   EXPECT_EQ(ok2->skipped, 1);
@@ -169,6 +170,66 @@ TEST(EventStore, EventsAndDeadLettersShareOneTransaction) {
   EXPECT_EQ(*(*db)->CountRows("usage_events"), 3);
   EXPECT_EQ(*(*db)->CountRows("dead_letter_events"), 2);
   EXPECT_EQ(store.transactions(), 2);
+}
+
+// The unique indexes on usage_events, each as "name(col,col)".
+std::vector<std::string> UniqueIndexes(db::Database& db) {
+  std::vector<std::string> out;
+  Status st = db.Read([&](db::Connection& c) -> Status {
+    CPAMP_ASSIGN_OR_RETURN(
+        db::Statement s,
+        c.Prepare("select il.name, group_concat(ii.name, ',') from pragma_index_list('usage_events') "
+                  "il, pragma_index_info(il.name) ii where il.\"unique\" = 1 group by il.name "
+                  "order by il.name"));
+    for (;;) {
+      CPAMP_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      out.push_back(s.ColumnText(0) + "(" + s.ColumnText(1) + ")");
+    }
+    return Status::Ok();
+  });
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out;
+}
+
+TEST(EventStore, NewFilesDedupOnTimeAndHash) {
+  TempDir dir;
+  auto db = db::Database::Open(dir.File("usage.sqlite"));
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(UniqueIndexes(**db),
+            (std::vector<std::string>{"idx_usage_events_timestamp(timestamp_ms,event_hash)"}));
+  EventStore store(**db);
+  std::vector<UsageEvent> batch{Make(1), Make(1), Make(2)};
+  Result<InsertCounts> w = store.InsertBatch(batch);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->inserted, 2);
+  EXPECT_EQ(w->skipped, 1);
+}
+
+TEST(EventStore, UpstreamFilesKeepDeduppingOnTheHashAlone) {
+  TempDir dir;
+  const std::string path = dir.File("usage.sqlite");
+  {
+    // The table as upstream declares it, before our migrations see the file.
+    auto conn = db::Connection::Open(path, false);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec("create table usage_events (id integer primary key autoincrement, "
+                              "event_hash text not null unique, timestamp_ms integer not null, "
+                              "timestamp text not null, model text not null, "
+                              "created_at_ms integer not null)").ok());
+  }
+  auto db = db::Database::Open(path);
+  ASSERT_TRUE(db.ok()) << db.status().message();
+  EXPECT_EQ(UniqueIndexes(**db),
+            (std::vector<std::string>{"sqlite_autoindex_usage_events_1(event_hash)"}));
+  EventStore store(**db);
+  UsageEvent moved = Make(1);
+  moved.timestamp_ms += 1;  // same hash at another time: the hash alone decides here
+  std::vector<UsageEvent> batch{Make(1), moved};
+  Result<InsertCounts> w = store.InsertBatch(batch);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->inserted, 1);
+  EXPECT_EQ(w->skipped, 1);
 }
 
 }  // namespace

@@ -87,6 +87,14 @@ bool HasEventHash(const bj::object& o) {
   return !ReadString(o, {"event_hash", "eventHash"}).empty();
 }
 
+std::string ExportedTimestampProblem(const bj::object& o) {
+  if (OptionalInt(o, {"timestamp_ms", "timestampMs"})) return {};
+  const std::string text = ReadString(o, {"timestamp"});
+  if (!text.empty() && ParseTimestampText(text)) return {};
+  return text.empty() ? "exported usage record has an event_hash but no timestamp"
+                      : "exported usage record has an unparsable timestamp: " + text.substr(0, 64);
+}
+
 UsageEvent EventFromExportedObject(const bj::object& o, int64_t now_ms) {
   UsageEvent e;
   e.event_hash = ReadString(o, {"event_hash", "eventHash"});
@@ -316,6 +324,10 @@ NormalizeResult NormalizeExportedRecord(std::string_view json_text, int64_t now_
   }
   if (!v.is_object() || !internal::HasEventHash(v.get_object())) {
     r.dead_letter_error = "exported usage record must be a JSON object with an event_hash";
+    return r;
+  }
+  if (std::string problem = internal::ExportedTimestampProblem(v.get_object()); !problem.empty()) {
+    r.dead_letter_error = std::move(problem);
     return r;
   }
   r.kind = PayloadKind::kEvent;

@@ -261,6 +261,11 @@ class Importer {
       return Status::Ok();
     }
     if (v.is_object() && internal::HasEventHash(v.get_object())) {
+      std::string problem = internal::ExportedTimestampProblem(v.get_object());
+      if (!problem.empty()) {
+        Reject(line, index, {}, std::move(problem));
+        return Status::Ok();
+      }
       return Add(internal::EventFromExportedObject(v.get_object(), now_ms_));
     }
     if (!v.is_object() && !v.is_string()) {

@@ -15,7 +15,14 @@ namespace cpamp::usage::internal {
 // True if `o` carries a non-empty event_hash / eventHash (an exported row, §5.3).
 bool HasEventHash(const boost::json::object& o);
 
-// §5.4: an exported row -> a finished event. `o` must satisfy HasEventHash().
+// Empty when the exported row `o` has a usable time (timestamp_ms, or a timestamp text that
+// parses); otherwise why it cannot be imported. Upstream stores such a row at "now" (spec
+// cpamp-storage.md §10 quirks), which makes every re-import a new row; our dedup key is
+// (timestamp_ms, event_hash), so we reject it instead of doubling it.
+std::string ExportedTimestampProblem(const boost::json::object& o);
+
+// §5.4: an exported row -> a finished event. `o` must satisfy HasEventHash() and have no
+// ExportedTimestampProblem().
 UsageEvent EventFromExportedObject(const boost::json::object& o, int64_t now_ms);
 
 // §5.5: one detail of a legacy CPA export. Ranks are 1-based positions of the endpoint/model key

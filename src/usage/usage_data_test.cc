@@ -367,6 +367,29 @@ TEST(UsageImport, MalformedInputsAreReportedNotSwallowed) {
   EXPECT_EQ(f.Rows(), 0);
 }
 
+TEST(UsageImport, ExportedRowsWithoutAUsableTimeAreRejectedNotStoredAtNow) {
+  // Their dedup key would be "now": each re-import would add the row again.
+  Fixture f;
+  const std::string hash(64, 'a');
+  const std::string body =
+      R"({"event_hash":")" + hash + R"(","model":"m"})" "\n" +
+      R"({"event_hash":")" + hash + R"(","model":"m","timestamp":"yesterday"})" "\n" +
+      R"({"event_hash":")" + hash + R"(","model":"m","timestamp":"2026-05-01T10:00:00Z"})" "\n";
+  ImportReport first = ImportBytes(*f.store, body, kNow);
+  EXPECT_TRUE(first.status.ok()) << first.status.message();
+  EXPECT_EQ(first.added, 1);
+  EXPECT_EQ(first.failed, 2);
+  ASSERT_EQ(first.rejected.size(), 2u);
+  EXPECT_EQ(first.rejected[0].line, 1);
+  EXPECT_EQ(first.rejected[0].error, "exported usage record has an event_hash but no timestamp");
+  EXPECT_EQ(first.rejected[1].line, 2);
+  EXPECT_EQ(first.rejected[1].error, "exported usage record has an unparsable timestamp: yesterday");
+  ImportReport again = ImportBytes(*f.store, body, kNow + 1000);
+  EXPECT_EQ(again.added, 0);
+  EXPECT_EQ(again.skipped, 1);
+  EXPECT_EQ(f.Rows(), 1);
+}
+
 // ---- Compatible /usage payload -----------------------------------------------------------------
 
 std::string DrainCompatible(const std::string& db_path, int64_t limit) {
