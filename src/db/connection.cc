@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <mutex>
 #include <string>
 
 #include "db/db.h"
@@ -184,6 +185,11 @@ Result<int64_t> Connection::QueryInt64(std::string_view sql) {
 }
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bool read_only) {
+  // Before SQLite initialises (the first open): no global allocation statistics, which would
+  // otherwise take a process-wide mutex on every malloc and free inside SQLite. Nothing of ours
+  // reads sqlite3_memory_used().
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   int flags = SQLITE_OPEN_NOMUTEX;
   flags |= read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* raw = nullptr;

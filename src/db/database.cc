@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -66,6 +68,8 @@ Status Database::StartBackgroundCheckpoints(int64_t wal_bytes) {
   }));
   checkpoint_thread_ = std::thread([this, wal_bytes] {
     pthread_setname_np(pthread_self(), "db-checkpoint");
+    // Background work: below the HTTP API and the collector's readers (best effort).
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
     CheckpointLoop(wal_bytes);
   });
   return Status::Ok();
