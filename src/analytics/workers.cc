@@ -363,6 +363,8 @@ Result<int64_t> RetentionWorker::RunOnce(int64_t max_batches) {
           }
           return changed;
         }));
+    // After the commit (db.h contract): /status counts usage_events incrementally.
+    if (n > 0) db_.InvalidateRowCount("usage_events");
     total += n;
     if (n < kRetentionBatchRows) break;
   }

@@ -41,7 +41,8 @@ Response Health(const Request&, Services&) {
 }
 
 Response StatusHandler(const Request&, Services& s) {
-  auto events = s.db.CountRows("usage_events");
+  // Polled by the panel: no table scan per call (the retention worker reports its deletes).
+  auto events = s.db.CountRowsIncremental("usage_events");
   if (!events.ok()) return Response::FromStatus(events.status().WithHttpStatus(500));
   auto dead = s.db.CountRows("dead_letter_events");
   if (!dead.ok()) return Response::FromStatus(dead.status().WithHttpStatus(500));

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "base/log.h"
@@ -139,11 +140,69 @@ void Database::ReleaseReader(std::unique_ptr<Connection> conn) {
   reader_free_.notify_one();
 }
 
-Result<int64_t> Database::CountRows(std::string_view table) {
-  bool plain = !table.empty() && std::all_of(table.begin(), table.end(), [](char c) {
+namespace {
+
+bool PlainIdentifier(std::string_view table) {
+  return !table.empty() && std::all_of(table.begin(), table.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
   });
-  if (!plain) {
+}
+
+}  // namespace
+
+void Database::InvalidateRowCount(std::string_view table) {
+  std::lock_guard lock(counts_mu_);
+  auto it = generations_.find(table);
+  if (it == generations_.end()) {
+    generations_.emplace(std::string(table), 1);
+  } else {
+    ++it->second;
+  }
+}
+
+// Why the generation is read before the snapshot: a delete bumps it only after its commit, so a
+// delete that the snapshot missed bumps it after this read and the next call counts afresh.
+Result<int64_t> Database::CountRowsIncremental(std::string_view table) {
+  if (!PlainIdentifier(table)) {
+    return Error(ErrorCode::kRequestFailed, fmt::format("count rows: bad table name {}", table));
+  }
+  std::optional<RowCount> cached;
+  int64_t generation = 0;
+  {
+    std::lock_guard lock(counts_mu_);
+    auto g = generations_.find(table);
+    generation = g == generations_.end() ? 0 : g->second;
+    auto c = counts_.find(table);
+    if (c != counts_.end() && c->second.generation == generation) cached = c->second;
+  }
+  Result<RowCount> now = Read([&](Connection& conn) -> Result<RowCount> {
+    // One statement, so one snapshot for both numbers.
+    const std::string sql =
+        cached ? fmt::format("select (select max(rowid) from {0}), (select count(*) from {0} "
+                             "where rowid > ?1)",
+                             table)
+               : fmt::format("select (select max(rowid) from {0}), (select count(*) from {0})",
+                             table);
+    CPAMP_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare(sql));
+    if (cached) CPAMP_RETURN_IF_ERROR(stmt.Bind(1, cached->max_rowid));
+    CPAMP_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return Error(ErrorCode::kRequestFailed, "count rows: no result");
+    RowCount rc;
+    rc.max_rowid = stmt.ColumnInt64(0);
+    rc.rows = (cached ? cached->rows : 0) + stmt.ColumnInt64(1);
+    rc.generation = generation;
+    return rc;
+  });
+  if (!now.ok()) return now.status();
+  std::lock_guard lock(counts_mu_);
+  auto& slot = counts_[std::string(table)];
+  // Keep the newest snapshot's answer when calls overlap.
+  if (slot.generation != now->generation || now->max_rowid >= slot.max_rowid) slot = *now;
+  return now->rows;
+}
+
+Result<int64_t> Database::CountRows(std::string_view table) {
+  if (!PlainIdentifier(table)) {
     return Error(ErrorCode::kRequestFailed, fmt::format("count rows: bad table name {}", table));
   }
   return Read([&](Connection& conn) -> Result<int64_t> {

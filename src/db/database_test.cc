@@ -256,5 +256,33 @@ TEST(Database, NewFilesUseSixteenKibPagesAndBackgroundCheckpointsKeepTheWalSmall
   EXPECT_EQ(*(*db)->CountRows("settings"), 1000);
 }
 
+TEST(Database, IncrementalRowCountFollowsInsertsAndNotedDeletes) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("usage.sqlite"));
+  ASSERT_TRUE(db.ok());
+  auto exec = [&](const std::string& sql) {
+    Status st = (*db)->Write([&](Connection& c) { return c.Exec(sql); });
+    ASSERT_TRUE(st.ok()) << st.message();
+  };
+  exec("create table t (id integer primary key autoincrement, v text)");
+  auto count = [&] {
+    Result<int64_t> n = (*db)->CountRowsIncremental("t");
+    EXPECT_TRUE(n.ok());
+    EXPECT_EQ(n.value_or(-1), *(*db)->CountRows("t"));  // always the exact count
+    return n.value_or(-1);
+  };
+  EXPECT_EQ(count(), 0);
+  exec("insert into t (v) values ('a'), ('b'), ('c')");
+  EXPECT_EQ(count(), 3);
+  exec("insert into t (v) values ('d')");
+  EXPECT_EQ(count(), 4);
+  exec("delete from t where v in ('a', 'c')");
+  (*db)->InvalidateRowCount("t");
+  EXPECT_EQ(count(), 2);
+  exec("insert into t (v) values ('e'), ('f')");
+  EXPECT_EQ(count(), 4);
+  EXPECT_FALSE((*db)->CountRowsIncremental("t; drop table t").ok());
+}
+
 }  // namespace
 }  // namespace cpamp::db

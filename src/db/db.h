@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -266,8 +267,21 @@ class Database {
   // SELECT count(*) of a table (e.g. usage_events, dead_letter_events) on a reader. The name
   // must be a plain identifier ([A-Za-z0-9_]).
   Result<int64_t> CountRows(std::string_view table);
+  // The same count without scanning the table each time, for an append-mostly table with an
+  // AUTOINCREMENT rowid (usage_events): the first call counts, later calls add the rows above
+  // the largest rowid seen then (one snapshot, one rowid range). Contract: whoever deletes rows
+  // from `table` calls InvalidateRowCount(table) after the delete commits; the next call then
+  // counts again. Thread-safe.
+  Result<int64_t> CountRowsIncremental(std::string_view table);
+  void InvalidateRowCount(std::string_view table);
 
  private:
+  struct RowCount {
+    int64_t rows = 0;
+    int64_t max_rowid = 0;
+    int64_t generation = 0;  // of the table when counted
+  };
+
   struct ReaderLease {
     ReaderLease(Database* d, std::unique_ptr<Connection> c) : db(d), conn(std::move(c)) {}
     ReaderLease(const ReaderLease&) = delete;
@@ -290,6 +304,10 @@ class Database {
   const int max_readers_;
   std::mutex writer_mu_;
   std::unique_ptr<Connection> writer_;  // used only under writer_mu_
+
+  std::mutex counts_mu_;
+  std::map<std::string, RowCount, std::less<>> counts_;        // guarded by counts_mu_
+  std::map<std::string, int64_t, std::less<>> generations_;   // guarded by counts_mu_
 
   std::mutex readers_mu_;
   std::condition_variable reader_free_;
