@@ -28,6 +28,7 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kReadChunkBytes = 64 * 1024;  // one socket read at most
 
 std::string GoMethod(const std::string& m) {
   if (m.empty()) return "Get";
@@ -102,7 +103,11 @@ struct Call {
       result = Fail("write: " + wec.message());
       co_return;
     }
+    // Beast sizes each read by the buffer's free capacity (at least 512 bytes); the parser moves
+    // body bytes out at once, so an unreserved buffer stays small and a 5 MB usage-queue answer
+    // took ~11,000 reads of ~500 bytes, each with an epoll wait and a timer update.
     beast::flat_buffer buffer;
+    buffer.reserve(kReadChunkBytes);
     http::response_parser<http::string_body> parser;
     parser.body_limit(req.max_response_bytes);
     parser.header_limit(64 * 1024);
