@@ -41,6 +41,7 @@ using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 constexpr size_t kRelayBufferBytes = 64 * 1024;
+constexpr size_t kBodyReadChunkBytes = 64 * 1024;  // socket read size for bodies
 constexpr int64_t kDrainTimeoutMs = 5'000;
 constexpr size_t kMaxDrainBytes = 256 * 1024 * 1024;
 
@@ -207,6 +208,9 @@ struct HttpServer::Impl {
       http::parser<isRequest, http::buffer_body>& p,
       http::serializer<isRequest, http::buffer_body>& sr) {
     std::vector<char> buf(kRelayBufferBytes);
+    // Beast sizes each socket read by the dynamic buffer's free capacity (>= 512 bytes): without
+    // room a large body arrives in ~500-byte reads, each with an epoll wait and a timer update.
+    buffer.reserve(kBodyReadChunkBytes);
     do {
       if (!p.is_done()) {
         p.get().body().data = buf.data();
@@ -435,6 +439,9 @@ struct HttpServer::Impl {
                                          kTuple);
             }
             stream.expires_after(std::chrono::milliseconds(kBodyReadTimeoutMs));
+            if (!declared || *declared > kBodyReadChunkBytes / 4) {
+              buffer.reserve(kBodyReadChunkBytes);  // large reads for large bodies (see RelayBody)
+            }
             auto [bec, bn] = co_await http::async_read(stream, buffer, body_parser, kTuple);
             if (bec == http::error::body_limit) {
               resp = Response::ErrorJson(413,
