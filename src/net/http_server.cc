@@ -241,7 +241,7 @@ struct HttpServer::Impl {
   template <class Upstream>
   awaitable<bool> RelayOver(Upstream& up, beast::tcp_stream& client, beast::flat_buffer& cbuf,
                             http::request_parser<http::buffer_body>& rp, const ProxyPlan& plan,
-                            bool head_request, int& status) {
+                            bool head_request, bool client_keep_alive, int& status) {
     auto& req = rp.get();
     http::request_serializer<http::buffer_body> rsr{req};
     auto [hec, hn] = co_await http::async_write_header(up, rsr, kTuple);
@@ -281,7 +281,8 @@ struct HttpServer::Impl {
     for (const auto& [k, v] : plan.response_headers) {
       res.set(k, v);
     }
-    bool keep_alive = req.keep_alive();
+    // What the client asked for (its Connection: close), not the upstream request's keep-alive.
+    bool keep_alive = client_keep_alive;
     res.keep_alive(keep_alive);
     http::response_serializer<http::buffer_body> sr{res};
     client.expires_after(std::chrono::milliseconds(kWriteTimeoutMs));
@@ -308,6 +309,7 @@ struct HttpServer::Impl {
     http::request_parser<http::buffer_body> rp{std::move(head_parser)};
     auto& req = rp.get();
     const bool head_request = req.method() == http::verb::head;
+    const bool client_keep_alive = req.keep_alive();  // before the rewrite below
     // Rewrite the head for upstream.
     std::string forwarded_for = std::string(req["X-Forwarded-For"]);
     for (auto it = req.begin(); it != req.end();) {
@@ -361,7 +363,8 @@ struct HttpServer::Impl {
         co_return co_await FailProxy(client, req.version(), "TLS handshake: " + tec.message(), plan,
                                      !rp.is_done());
       }
-      bool keep = co_await RelayOver(up, client, cbuf, rp, plan, head_request, status);
+      bool keep =
+          co_await RelayOver(up, client, cbuf, rp, plan, head_request, client_keep_alive, status);
       beast::get_lowest_layer(up).expires_after(std::chrono::seconds(2));
       co_await up.async_shutdown(kTuple);
       co_return keep;
@@ -375,7 +378,8 @@ struct HttpServer::Impl {
                                    "dial tcp " + plan.host + ":" + plan.port + ": " + cec.message(),
                                    plan, !rp.is_done());
     }
-    bool keep = co_await RelayOver(up, client, cbuf, rp, plan, head_request, status);
+    bool keep =
+        co_await RelayOver(up, client, cbuf, rp, plan, head_request, client_keep_alive, status);
     boost::system::error_code ignored;
     up.socket().shutdown(tcp::socket::shutdown_both, ignored);
     co_return keep;

@@ -2,6 +2,8 @@
 bodies, 428 before setup, 502 when CPA is down, passthrough families, CORS and OPTIONS."""
 
 import json
+import socket
+import time
 import unittest
 
 from cpamp_testlib import FakeCPA, ManagerServer, request, make_temp_dir
@@ -52,6 +54,34 @@ class ProxyTest(unittest.TestCase):
                                          key=self.key)
         self.assertEqual(status, 200)
         self.assertEqual(len(payload), 50 * 1024 * 1024)
+
+    def test_relayed_answer_honours_the_clients_connection_close(self):
+        # One request with Connection: close: the answer says close and the server closes the
+        # socket right after it (not after the keep-alive timeout).
+        with socket.create_connection(("127.0.0.1", self.s.port), timeout=10) as sock:
+            sock.sendall(("GET /v0/management/config HTTP/1.1\r\nHost: x\r\n"
+                          "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                          % self.key).encode())
+            started = time.monotonic()
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            elapsed = time.monotonic() - started
+        head = data.split(b"\r\n\r\n", 1)[0].decode().lower()
+        self.assertTrue(head.startswith("http/1.1 200"), head)
+        self.assertIn("connection: close", head)
+        self.assertLess(elapsed, 3.0)
+        # Without Connection: close the connection stays open for the next request.
+        with socket.create_connection(("127.0.0.1", self.s.port), timeout=10) as sock:
+            req = ("GET /v0/management/config HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % self.key).encode()
+            sock.sendall(req)
+            first = sock.recv(65536)
+            self.assertTrue(first.lower().startswith(b"http/1.1 200"), first[:80])
+            self.assertNotIn(b"connection: close", first.lower().split(b"\r\n\r\n", 1)[0])
 
     def test_cpa_answers_are_relayed_verbatim(self):
         status, _, payload = self.s.call("GET", "/v0/management/config", key=self.key)
