@@ -22,6 +22,7 @@
 
 #include <unistd.h>
 
+#include "base/json.h"
 #include "usage/internal.h"
 #include "usage/usage_data.h"
 
@@ -113,7 +114,7 @@ std::string CompactJson(std::string_view text) {
 void AppendFloatField(ObjectWriter& w, std::string_view key, double v) {
   if (!std::isfinite(v)) return;
   w.Key(key);
-  internal::AppendGoJsonFloat(w.out(), v);
+  json::AppendDouble(w.out(), v);
 }
 
 Status SqliteError(sqlite3* db, std::string_view what) {

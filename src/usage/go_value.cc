@@ -14,6 +14,7 @@
 #include <limits>
 #include <vector>
 
+#include "base/json.h"
 #include "usage/internal.h"
 
 namespace cpamp::usage::internal {
@@ -319,28 +320,6 @@ std::string GoFormatFloatV(double d) {
   return out;
 }
 
-void AppendGoJsonFloat(std::string& out, double d) {
-  if (std::signbit(d)) out.push_back('-');
-  if (d == 0) {
-    out.push_back('0');
-    return;
-  }
-  double a = std::fabs(d);
-  Digits dg = ShortestDigits(d);
-  if (a < 1e-6 || a >= 1e21) {
-    size_t start = out.size();
-    AppendExponent(out, dg);
-    // encoding/json trims "e-07" to "e-7".
-    size_t n = out.size();
-    if (n - start >= 4 && out[n - 4] == 'e' && out[n - 3] == '-' && out[n - 2] == '0') {
-      out[n - 2] = out[n - 1];
-      out.pop_back();
-    }
-  } else {
-    AppendFixed(out, dg);
-  }
-}
-
 // ---- Writing ----
 
 void AppendGoJsonString(std::string& out, std::string_view s) {
@@ -419,7 +398,7 @@ void SortedMembers(const bj::object& o, std::vector<KeyedValue>& out) {
 bool AppendNumber(std::string& out, const bj::value& v) {
   double d = ValueAsDouble(v);
   if (!std::isfinite(d)) return false;
-  AppendGoJsonFloat(out, d);
+  json::AppendDouble(out, d);  // encoding/json float64 layout
   return true;
 }
 

@@ -61,8 +61,7 @@ int64_t GoFloatToInt(double d);
 // ---- Go number formatting ----
 // strconv.FormatFloat(d, 'g', -1, 64) as used by fmt %v.
 std::string GoFormatFloatV(double d);
-// encoding/json float64 encoding. `d` must be finite.
-void AppendGoJsonFloat(std::string& out, double d);
+// encoding/json's float64 layout is json::AppendDouble (base/json.h).
 
 // ---- Go-compatible JSON writing ----
 // Appends `s` as a JSON string literal with encoding/json escaping (HTML-safe, U+2028/2029);
