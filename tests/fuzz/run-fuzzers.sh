@@ -16,7 +16,7 @@ set -euo pipefail
 # is tests/fuzz/corpus/<corpus>/; tests/fuzz/<corpus>.dict is used as dictionary if present.
 HARNESSES=(
   "resp_parser_fuzz|tests/fuzz/resp_parser_fuzz.cc src/clients/resp/resp.cc|resp"
-  "normalizer_fuzz|tests/fuzz/normalizer_fuzz.cc src/usage/normalize.cc src/usage/go_value.cc src/usage/redact.cc src/usage/response_metadata.cc src/usage/timestamp.cc|normalizer"
+  "normalizer_fuzz|tests/fuzz/normalizer_fuzz.cc src/usage/normalize.cc src/usage/go_value.cc src/usage/redact.cc src/usage/response_metadata.cc src/usage/timestamp.cc src/base/json.cc|normalizer"
   "queue_array_fuzz|tests/fuzz/queue_array_fuzz.cc src/collector/queue_items.cc|queue_array"
 )
 # Libraries every harness may link (OpenSSL for the normaliser's SHA-256).
